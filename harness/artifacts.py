@@ -1,0 +1,203 @@
+"""The artifact directory: one folder per reproduction, one sub-folder per run, written once.
+
+Layout (every JSON file carries ``schema_version``)::
+
+    <artifacts_dir>/<artifact_id>/
+        sweep.json           what was asked: report, backend, simulated?, time scale, kit version, spec sha256
+        spec.toml            the spec as it was read
+        plan.json            every planned run (harness.plan.Run)
+        runs/<run_id>/run.json       outcome of one run (RunResult), written when the run finishes
+        runs/<run_id>/records.jsonl  the agents' JSON Lines records (harness.records)
+        runs/<run_id>/*.log          server and agent logs
+        provenance.json, manifest.json (written last), report/
+
+A run folder appears only complete: files are written to a temporary folder and renamed into place, so a crash
+never leaves a half-written run that resume would mistake for a finished one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import ArtifactError, SchemaVersionError
+from harness.plan import Plan, Run
+from harness.records import AgentRunRecord, CallRecord, MultiRunRecord, dump_record, read_records
+
+ARTIFACT_SCHEMA_VERSION = 1
+RUNS_DIR = "runs"
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    schema_version: Literal[1] = ARTIFACT_SCHEMA_VERSION
+
+
+class Sweep(_Doc):
+    """What the user asked for, written before the first run."""
+
+    artifact_id: str
+    report: str
+    backend: Literal["ollama", "sim"]
+    simulated: bool
+    time_scale: float
+    kit_version: str
+    spec_sha256: str
+    command: list[str]
+    started_at: str
+    planned_runs: int
+
+
+class ContainerStats(_Doc):
+    """What the engine measured of one agent container (start-up and memory, which the originals estimated)."""
+
+    name: str
+    memory_peak_bytes: int | None = None
+    exit_code: int | None = None
+
+
+class RunResult(_Doc):
+    """One run's outcome; ``status`` failed runs keep their cause and whatever records they produced."""
+
+    run: Run
+    status: Literal["ok", "failed"]
+    attempts: int = Field(ge=1)
+    error: str | None = None
+    started_at: str
+    ended_at: str
+    duration_s: float = Field(ge=0)
+    containers: list[ContainerStats] = Field(default_factory=list)
+
+
+class ArtifactDir:
+    """Reads and writes one artifact folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / RUNS_DIR
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs_dir / run_id
+
+    def write_json(self, name: str, doc: BaseModel | Mapping[str, Any]) -> Path:
+        body = doc.model_dump(mode="json") if isinstance(doc, BaseModel) else dict(doc)
+        path = self.root / name
+        _atomic_write(path, canonical_json(body) + "\n")
+        return path
+
+    def write_plan(self, plan: Plan) -> Path:
+        return self.write_json(
+            "plan.json", {"schema_version": ARTIFACT_SCHEMA_VERSION, **plan.model_dump(mode="json")}
+        )
+
+    def completed_run_ids(self) -> set[str]:
+        """Runs whose folder holds an ok run.json: resume skips exactly these."""
+        done = set()
+        if self.runs_dir.is_dir():
+            for path in self.runs_dir.glob("*/run.json"):
+                try:
+                    if load_run_result(path).status == "ok":
+                        done.add(path.parent.name)
+                except ArtifactError:
+                    continue
+        return done
+
+    def save_run(
+        self,
+        result: RunResult,
+        records: list[CallRecord | AgentRunRecord | MultiRunRecord],
+        extra_files: Mapping[str, bytes] | None = None,
+    ) -> Path:
+        """Write a run's folder in one rename; an earlier failed attempt's folder is replaced."""
+        final = self.run_dir(result.run.run_id)
+        if (
+            final.exists()
+            and (final / "run.json").exists()
+            and load_run_result(final / "run.json").status == "ok"
+        ):
+            raise ArtifactError(
+                f"run {result.run.run_id} is already complete in {final}; artifacts are write-once"
+            )
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{result.run.run_id}.", dir=self.runs_dir))
+        try:
+            (staging / "records.jsonl").write_text(
+                "".join(dump_record(r) + "\n" for r in records), encoding="utf-8"
+            )
+            for name, data in (extra_files or {}).items():
+                (staging / name).write_bytes(data)
+            (staging / "run.json").write_text(
+                canonical_json(result.model_dump(mode="json")) + "\n", encoding="utf-8"
+            )
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(staging, final)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ArtifactError(
+                f"cannot write run {result.run.run_id} under {self.runs_dir}: {exc.strerror}"
+            ) from None
+        return final
+
+    def load_runs(self) -> list[tuple[RunResult, list[CallRecord | AgentRunRecord | MultiRunRecord]]]:
+        out = []
+        for path in sorted(self.runs_dir.glob("*/run.json")):
+            records_path = path.parent / "records.jsonl"
+            records = read_records(records_path) if records_path.exists() else []
+            out.append((load_run_result(path), records))
+        return out
+
+
+def canonical_json(body: Any) -> str:
+    """Sorted keys, no insignificant white space: the form every hash of the kit is taken over."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def load_json_doc(path: Path) -> dict[str, Any]:
+    """A JSON artifact, refusing unknown schema versions with a message that says what to do."""
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"missing artifact file {path}") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"cannot read {path}: {exc}") from None
+    if not isinstance(body, dict) or body.get("schema_version") != ARTIFACT_SCHEMA_VERSION:
+        found = body.get("schema_version") if isinstance(body, dict) else None
+        raise SchemaVersionError(
+            f"{path}: schema_version {found!r} is not supported (this kit reads {ARTIFACT_SCHEMA_VERSION})",
+            hint="open it with the kit version that wrote it (see sweep.json kit_version)",
+        )
+    return body
+
+
+def load_run_result(path: Path) -> RunResult:
+    body = load_json_doc(path)
+    try:
+        return RunResult.model_validate(body)
+    except ValidationError as exc:
+        raise ArtifactError(f"{path}: {exc.errors()[0]['msg']}") from None
+
+
+def load_sweep(root: Path) -> Sweep:
+    body = load_json_doc(root / "sweep.json")
+    try:
+        return Sweep.model_validate(body)
+    except ValidationError as exc:
+        raise ArtifactError(f"{root / 'sweep.json'}: {exc.errors()[0]['msg']}") from None
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
