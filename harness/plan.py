@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.spec import MULTI_SCENARIOS, Options, Spec
 
+PYTHON_RUNTIMES = frozenset({"asyncio"})
+"""Runtimes the Python agents run on; every other runtime name is a Rust agent build."""
+
 RunKind = Literal["protocol", "isolated", "diagnostic"]
 """protocol: what the report ran; isolated: one agent alone (true efficiency); diagnostic: a flaw reproduced."""
 
@@ -112,7 +115,7 @@ def expand(
     second = 1 if spec.topology.ollama == "dual" else 0
     for language in languages:
         for runtime in agent.runtimes:
-            if language == "python" and runtime.name != "asyncio":
+            if (language == "python") != (runtime.name in PYTHON_RUNTIMES):
                 continue
             if runtime.diagnostic and not include_diagnostics:
                 continue

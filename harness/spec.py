@@ -19,7 +19,9 @@ from harness.errors import SpecError
 SPEC_SCHEMA_VERSION = 1
 
 Kind = Literal["single_inference", "single_agent", "multi_agent"]
-Scenario = Literal["single_inference", "single_agent", "baseline_vs_chimera", "chimera_hetero", "chimera_homo"]
+Scenario = Literal[
+    "single_inference", "single_agent", "baseline_vs_chimera", "chimera_hetero", "chimera_homo"
+]
 MULTI_SCENARIOS: tuple[str, ...] = ("baseline_vs_chimera", "chimera_hetero", "chimera_homo")
 Language = Literal["python", "rust"]
 Workflow = Literal["single_call", "one_call", "two_call"]
@@ -37,7 +39,9 @@ Metric = Literal[
     "startup_s",
     "files_ingested",
 ]
-Statistic = Literal["mean", "median", "std", "cv_pct", "p5", "max", "min", "count", "best_config_mean", "fraction"]
+Statistic = Literal[
+    "mean", "median", "std", "cv_pct", "p5", "max", "min", "count", "best_config_mean", "fraction"
+]
 Comparability = Literal["portable", "hardware_bound", "not_comparable"]
 
 
@@ -107,13 +111,16 @@ class Agent(_Strict):
     runs: int = Field(ge=1, description="repetitions of every config")
     runtimes: list[Runtime] = Field(min_length=1)
     order: list[Literal["baseline", "chimera"]] = Field(
-        default_factory=lambda: ["baseline", "chimera"], description="single agent: the agents of one run, in order"
+        default_factory=lambda: ["baseline", "chimera"],
+        description="single agent: the agents of one run, in order",
     )
     cooldown_s: float = Field(default=0, ge=0, description="pause between the agents of one single-agent run")
     pause_between_runs_s: float = Field(default=0, ge=0)
     unload_between_runs: bool = False
     isolated_baseline_runs: int = Field(
-        default=3, ge=0, description="multi-agent: isolated single-agent runs per config and side (true efficiency)"
+        default=2,
+        ge=0,
+        description="multi-agent: isolated single-agent runs per config and side (true efficiency)",
     )
 
 
@@ -155,6 +162,10 @@ class Claim(_Strict):
     value: float
     unit: str
     where: dict[str, str] = Field(default_factory=dict, description="row filter, e.g. {runtime = 'tokio'}")
+    relative_to: dict[str, str] | None = Field(
+        default=None,
+        description="the claim is the % difference of the statistic over `where` rows against these rows",
+    )
     source: str = Field(description="where the report states it")
     comparability: Comparability
     tolerance: float | None = Field(default=None, ge=0, description="absolute; default: the noise threshold")
@@ -173,7 +184,9 @@ class Spec(_Strict):
     server: Server
     topology: Topology
     agent: Agent | None = None
-    prompts: list[str] = Field(default_factory=list, description="TR108: prompt files under experiments/prompts")
+    prompts: list[str] = Field(
+        default_factory=list, description="TR108: prompt files under experiments/prompts"
+    )
     configs: list[Config] = Field(min_length=1)
     claims: list[Claim] = Field(default_factory=list)
 
@@ -209,7 +222,9 @@ class Spec(_Strict):
         for config in self.configs:
             if config.id == config_id:
                 return config
-        raise SpecError(f"{self.id}: no config {config_id!r}", hint=f"known: {', '.join(c.id for c in self.configs)}")
+        raise SpecError(
+            f"{self.id}: no config {config_id!r}", hint=f"known: {', '.join(c.id for c in self.configs)}"
+        )
 
 
 def spec_path(experiments_dir: Path, report: str) -> Path:
@@ -269,7 +284,12 @@ def _toml_path(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
     for item in loc:
         if isinstance(item, int):
             label = f"[{item}]"
-            if isinstance(node, list) and item < len(node) and isinstance(node[item], dict) and "id" in node[item]:
+            if (
+                isinstance(node, list)
+                and item < len(node)
+                and isinstance(node[item], dict)
+                and "id" in node[item]
+            ):
                 label = f"[{item}](id={node[item]['id']})"
             parts.append(label)
             node = node[item] if isinstance(node, list) and item < len(node) else None
