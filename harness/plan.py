@@ -139,7 +139,10 @@ def expand(
                     for rep in range(1, reps + 1):
                         runs.append(_make(kind=kind, repetition=rep, agents=sides, **common))
                     if include_isolated and kind == "protocol":
-                        for rep in range(1, agent.isolated_baseline_runs + 1):
+                        iso_reps = agent.isolated_baseline_runs
+                        if runs_per_config is not None:
+                            iso_reps = min(iso_reps, runs_per_config)
+                        for rep in range(1, iso_reps + 1):
                             for side_name, side in (("a", sides[0]), ("b", sides[1])):
                                 runs.append(
                                     _make(

@@ -1,0 +1,276 @@
+"""The edge: parses verbs, builds Settings once, prints ``Error:`` and picks exit codes.
+
+Exit codes: 0 ok, 1 run failures, 2 bad input (nothing started, nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILURE, BadInputError, HarnessError
+from harness.settings import Settings, load_settings
+
+OPTION_FLAGS = ("num-gpu", "num-ctx", "temperature", "top-p", "top-k", "repeat-penalty")
+_INT_OPTIONS = {"num_gpu", "num_ctx", "top_k"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits with 2 on bad usage already; make its message start with ``Error:`` like ours."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"Error: {message}\n")
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _add_option_flags(parser: argparse.ArgumentParser, prefix: str, what: str) -> None:
+    for flag in OPTION_FLAGS:
+        kind: Callable[[str], Any] = int if flag.replace("-", "_") in _INT_OPTIONS else float
+        parser.add_argument(
+            f"--{prefix}-{flag}", type=kind, default=None, help=f"{what}: Ollama option {flag}"
+        )
+
+
+def _options(args: argparse.Namespace, prefix: str) -> dict[str, float | int] | None:
+    out: dict[str, float | int] = {}
+    for flag in OPTION_FLAGS:
+        value = getattr(args, f"{prefix}_{flag.replace('-', '_')}")
+        if value is not None:
+            out[flag.replace("-", "_")] = value
+    return out or None
+
+
+def _scenario(value: str) -> str:
+    name = value.replace("-", "_")
+    allowed = ("baseline_vs_chimera", "chimera_hetero", "chimera_homo")
+    if name not in allowed:
+        raise argparse.ArgumentTypeError(f"unknown scenario {value!r}; allowed: {', '.join(allowed)}")
+    return name
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="harness", description="Chimeraforge reproducibility kit")
+    parser.add_argument("--version", action="version", version=f"chimeraforge-kit {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+
+    agent = verbs.add_parser(
+        "agent", help="run a Python agent directly against given Ollama URLs (no Docker)"
+    )
+    kinds = agent.add_subparsers(dest="agent_kind", required=True, parser_class=_Parser)
+    for sub in (
+        kinds.add_parser("single", help="baseline and/or chimera agent against one server"),
+        kinds.add_parser("multi", help="collector and insight agents concurrently"),
+    ):
+        sub.add_argument("--model", default="gemma3:latest")
+        sub.add_argument("--output-dir", type=Path, required=True, help="records.jsonl is written here")
+        sub.add_argument("--prompts", type=Path, default=Path("experiments/prompts"))
+        sub.add_argument("--corpus", type=Path, default=Path("experiments/corpus"))
+        sub.add_argument("--workflow", choices=("two_call", "one_call", "single_call"), default="two_call")
+        sub.add_argument("--no-stream", action="store_true", help="non-streaming calls (TR109)")
+        sub.add_argument("--run-id", default=None, help="plan run id to stamp on every record")
+        _add_option_flags(sub, "chimera", "chimera agent (A in multi-agent hetero/homo)")
+    single, multi = kinds.choices["single"], kinds.choices["multi"]
+    single.add_argument("--base-url", default="http://127.0.0.1:11434")
+    single.add_argument("--agents", default="baseline,chimera", help="roles in order, e.g. chimera,baseline")
+    single.add_argument("--runs", type=int, default=1)
+    single.add_argument("--pause-s", type=float, default=2.0, help="pause between runs (the originals: 2 s)")
+    single.add_argument("--cooldown-s", type=float, default=0.0, help="pause between the agents of one run")
+    single.add_argument("--unload-between-runs", action="store_true")
+    multi.add_argument("--collector-ollama-url", default="http://127.0.0.1:11434")
+    multi.add_argument("--insight-ollama-url", default="http://127.0.0.1:11435")
+    multi.add_argument("--scenario", type=_scenario, default="baseline_vs_chimera")
+    _add_option_flags(multi, "chimera2", "insight agent B in chimera-hetero")
+
+    plan = verbs.add_parser("plan", help="print the runs a report expands to")
+    plan.add_argument("--report", required=True)
+    plan.add_argument("--runs", type=int, default=None, help="repetitions per config (default: the spec's)")
+    plan.add_argument("--configs", default=None, help="regular expression over config ids")
+    plan.add_argument("--json", action="store_true")
+
+    verbs.add_parser("specs", help="validate every experiment spec and show its run counts")
+
+    corpus = verbs.add_parser("corpus", help="check (default) or rewrite the committed corpus")
+    corpus.add_argument("--write", action="store_true")
+    corpus.add_argument("--dir", type=Path, default=Path("experiments/corpus"))
+    return parser
+
+
+def _run_agent(args: argparse.Namespace, settings: Settings) -> int:
+    from harness.agents.runner import SingleAgent, Timeouts, run_multi, run_single
+    from harness.agents.workflow import Workload
+    from harness.records import dump_record
+
+    workload = Workload.load(
+        model=args.model,
+        workflow=args.workflow,
+        streaming=not args.no_stream,
+        prompts_dir=args.prompts,
+        corpus_dir=args.corpus,
+    )
+    timeouts = Timeouts(settings.request_timeout_s, settings.connect_timeout_s)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    with (args.output_dir / "records.jsonl").open("a", encoding="utf-8") as out:
+
+        def sink(record: Any) -> None:
+            out.write(dump_record(record) + "\n")
+            out.flush()
+
+        if args.agent_kind == "single":
+            roles = [r.strip() for r in args.agents.split(",") if r.strip()]
+            bad = [r for r in roles if r not in ("baseline", "chimera")]
+            if bad or not roles:
+                raise BadInputError(
+                    f"--agents: unknown role(s) {bad or roles}", hint="use baseline and/or chimera"
+                )
+            chimera = _options(args, "chimera")
+            agents = [SingleAgent(role=r, options=chimera if r == "chimera" else None) for r in roles]  # type: ignore[arg-type]
+            records = asyncio.run(
+                run_single(
+                    args.base_url,
+                    workload,
+                    agents,
+                    runs=args.runs,
+                    pause_s=args.pause_s,
+                    cooldown_s=args.cooldown_s,
+                    unload_between_runs=args.unload_between_runs,
+                    run_id=args.run_id,
+                    sink=sink,
+                    timeouts=timeouts,
+                )
+            )
+            return EXIT_OK if all(r.ok for r in records) else EXIT_RUN_FAILURE
+        a, b = _multi_options(args)
+        multi = asyncio.run(
+            run_multi(
+                args.collector_ollama_url,
+                args.insight_ollama_url,
+                workload,
+                args.scenario,
+                a,
+                b,
+                run_id=args.run_id,
+                sink=sink,
+                timeouts=timeouts,
+            )
+        )
+        return EXIT_OK if multi.ok else EXIT_RUN_FAILURE
+
+
+def _multi_options(
+    args: argparse.Namespace,
+) -> tuple[dict[str, float | int] | None, dict[str, float | int] | None]:
+    """Scenario mapping of REPORTS.md: bvc A sends nothing; homo both the chimera options; hetero B its own."""
+    chimera, chimera2 = _options(args, "chimera"), _options(args, "chimera2")
+    if chimera is None:
+        raise BadInputError(
+            f"--scenario {args.scenario} needs chimera options", hint="pass --chimera-num-gpu etc."
+        )
+    if args.scenario == "baseline_vs_chimera":
+        return None, chimera
+    if args.scenario == "chimera_homo":
+        return chimera, chimera
+    if chimera2 is None:
+        raise BadInputError(
+            "chimera_hetero needs the insight agent's options", hint="pass --chimera2-num-gpu etc."
+        )
+    return chimera, chimera2
+
+
+def _plan(args: argparse.Namespace, settings: Settings) -> int:
+    from harness.plan import expand
+    from harness.spec import load_spec, spec_path
+
+    spec = load_spec(spec_path(settings.experiments_dir, args.report))
+    ids = _select_configs(spec.configs, args.configs)
+    plan = expand(spec, runs_per_config=args.runs, config_ids=ids)
+    if args.json:
+        print(json.dumps(plan.model_dump(mode="json"), indent=2))
+        return EXIT_OK
+    for run in plan.runs:
+        options = " | ".join(json.dumps(a.options, sort_keys=True) for a in run.agents)
+        print(
+            f"{run.run_id}  {run.kind:<10} {run.config_id:<40} {run.runtime:<16} rep {run.repetition}  {options}"
+        )
+    counts = {k: len(plan.of_kind(k)) for k in ("protocol", "isolated", "diagnostic")}
+    print(f"{len(plan.runs)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    return EXIT_OK
+
+
+def _select_configs(configs: Sequence[Any], pattern: str | None) -> set[str] | None:
+    if pattern is None:
+        return None
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise BadInputError(f"--configs: invalid regular expression {pattern!r}: {exc}") from None
+    ids = {c.id for c in configs if regex.search(c.id)}
+    if not ids:
+        raise BadInputError(f"--configs {pattern!r} matches no config", hint="list them with `harness plan`")
+    return ids
+
+
+def _specs(settings: Settings) -> int:
+    from harness.plan import expand
+    from harness.spec import load_spec
+
+    paths = sorted(settings.experiments_dir.glob("tr*.toml"))
+    if not paths:
+        raise BadInputError(f"no specs in {settings.experiments_dir}", hint="set HARNESS_EXPERIMENTS_DIR")
+    for path in paths:
+        spec = load_spec(path)
+        plan = expand(spec)
+        print(
+            f"{spec.id} ({spec.version}) {spec.kind:<16} {len(spec.configs):>3} configs, {len(spec.claims):>2} claims, "
+            f"{len(plan.protocol)} protocol runs + {len(plan.of_kind('isolated'))} isolated"
+            f" + {len(plan.of_kind('diagnostic'))} diagnostic"
+        )
+    return EXIT_OK
+
+
+def _corpus(args: argparse.Namespace) -> int:
+    from harness import corpus
+
+    files = corpus.generate()
+    if args.write:
+        for rel, data in files.items():
+            target = args.dir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        print(f"wrote {len(files)} files to {args.dir}; sha256 {corpus.corpus_sha256(files)}")
+        return EXIT_OK
+    on_disk = {p.relative_to(args.dir).as_posix(): p.read_bytes() for p in args.dir.rglob("*") if p.is_file()}
+    if on_disk != files:
+        differ = sorted(set(on_disk) ^ set(files) | {k for k in files if on_disk.get(k) != files[k]})
+        print(f"corpus in {args.dir} differs from the generator in {len(differ)} file(s): {differ[:5]}")
+        return EXIT_RUN_FAILURE
+    print(f"corpus ok: {len(files)} files, sha256 {corpus.corpus_sha256(files)}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.verb == "agent":
+            return _run_agent(args, settings)
+        if args.verb == "plan":
+            return _plan(args, settings)
+        if args.verb == "specs":
+            return _specs(settings)
+        if args.verb == "corpus":
+            return _corpus(args)
+        raise BadInputError(f"unknown verb {args.verb}")
+    except HarnessError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("Error: interrupted", file=sys.stderr)
+        return 130

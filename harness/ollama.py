@@ -1,0 +1,275 @@
+"""Async Ollama client: the only module that speaks HTTP (httpx).
+
+Streaming calls record raw client timestamps (``time.monotonic_ns``) of the request start, every chunk with
+text, and the end, plus the server's final timings untouched, so metrics can be derived later. Every transport
+or HTTP failure becomes an :class:`OllamaError` that says what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from harness.errors import OllamaError
+
+SIMULATED_HEADER = "x-chimeraforge-simulated"
+OPTION_ORDER = (
+    "num_gpu",
+    "num_ctx",
+    "temperature",
+    "top_p",
+    "top_k",
+    "repeat_penalty",
+    "num_predict",
+    "seed",
+)
+"""Key order of ``options`` on the wire; the Rust agent uses the same order, so bodies match byte for byte."""
+
+
+def request_body(
+    model: str,
+    *,
+    prompt: str | None = None,
+    messages: list[dict[str, str]] | None = None,
+    stream: bool,
+    options: dict[str, float | int] | None,
+    keep_alive: str | int | None = None,
+) -> bytes:
+    """The exact bytes sent: compact JSON, fixed key order, ``options`` only when something is set."""
+    body: dict[str, Any] = {"model": model}
+    if prompt is not None:
+        body["prompt"] = prompt
+    if messages is not None:
+        body["messages"] = messages
+    body["stream"] = stream
+    if options:
+        unknown = set(options) - set(OPTION_ORDER)
+        if unknown:
+            raise OllamaError(f"unsupported option(s) {', '.join(sorted(unknown))}")
+        body["options"] = {k: options[k] for k in OPTION_ORDER if k in options}
+    if keep_alive is not None:
+        body["keep_alive"] = keep_alive
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass
+class CallObservation:
+    """What one generate/chat call looked like from the client."""
+
+    endpoint: str
+    request_sha256: str
+    start_ns: int
+    start_unix_ns: int
+    end_ns: int = 0
+    first_chunk_ns: int | None = None
+    chunk_offsets_ns: list[int] = field(default_factory=list)
+    text: str = ""
+    final: dict[str, Any] = field(default_factory=dict)
+    http_status: int | None = None
+    error: str | None = None
+    simulated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class OllamaClient:
+    """One server. Use as ``async with OllamaClient(url) as client``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        request_timeout_s: float = 600.0,
+        connect_timeout_s: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        timeout = httpx.Timeout(request_timeout_s, connect=connect_timeout_s)
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, transport=transport)
+
+    async def __aenter__(self) -> OllamaClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- generation ---------------------------------------------------------------------------------------
+
+    async def generate(
+        self,
+        model: str,
+        prompt: str,
+        *,
+        options: dict[str, float | int] | None = None,
+        stream: bool = True,
+        keep_alive: str | int | None = None,
+    ) -> CallObservation:
+        """``/api/generate``; server and transport errors are recorded on the observation, never raised."""
+        body = request_body(model, prompt=prompt, stream=stream, options=options, keep_alive=keep_alive)
+        return await self._observe(
+            "/api/generate", body, stream, text_of=lambda c: str(c.get("response") or "")
+        )
+
+    async def chat(
+        self,
+        model: str,
+        messages: list[dict[str, str]],
+        *,
+        options: dict[str, float | int] | None = None,
+        stream: bool = True,
+    ) -> CallObservation:
+        body = request_body(model, messages=messages, stream=stream, options=options)
+        return await self._observe(
+            "/api/chat", body, stream, text_of=lambda c: str((c.get("message") or {}).get("content") or "")
+        )
+
+    async def _observe(
+        self, endpoint: str, body: bytes, stream: bool, *, text_of: Callable[[dict[str, Any]], str]
+    ) -> CallObservation:
+        obs = CallObservation(
+            endpoint=endpoint,
+            request_sha256=hashlib.sha256(body).hexdigest(),
+            start_ns=0,
+            start_unix_ns=time.time_ns(),
+        )
+        parts: list[str] = []
+        obs.start_ns = time.monotonic_ns()
+        try:
+            async with self._http.stream(
+                "POST", endpoint, content=body, headers={"content-type": "application/json"}
+            ) as response:
+                obs.http_status = response.status_code
+                obs.simulated = response.headers.get(SIMULATED_HEADER) == "1"
+                if response.status_code != 200:
+                    detail = (await response.aread()).decode("utf-8", "replace")
+                    obs.error = f"HTTP {response.status_code}: {_error_text(detail)}"
+                    return obs
+                async for line in response.aiter_lines():
+                    now = time.monotonic_ns()
+                    if not line.strip():
+                        continue
+                    chunk = json.loads(line)
+                    if "error" in chunk:
+                        obs.error = f"server error mid-stream: {chunk['error']}"
+                        return obs
+                    text = text_of(chunk)
+                    if text:
+                        if obs.first_chunk_ns is None:
+                            obs.first_chunk_ns = now
+                        obs.chunk_offsets_ns.append(now - obs.start_ns)
+                        parts.append(text)
+                    if chunk.get("done"):
+                        obs.final = chunk
+                if not obs.final:
+                    obs.error = "stream ended without a final chunk (done=true)"
+        except httpx.TimeoutException as exc:
+            obs.error = f"timed out ({type(exc).__name__})"
+        except httpx.TransportError as exc:
+            obs.error = f"connection failed: {exc!r}"
+        except json.JSONDecodeError as exc:
+            obs.error = f"malformed chunk: {exc.msg}"
+        finally:
+            obs.end_ns = time.monotonic_ns()
+            obs.text = "".join(parts)
+        if not stream and obs.ok:
+            # One body: the "first chunk" is the whole answer, as a non-streaming client sees it.
+            obs.chunk_offsets_ns = [obs.end_ns - obs.start_ns] if obs.text else []
+            obs.first_chunk_ns = obs.end_ns if obs.text else None
+        return obs
+
+    # -- model management ---------------------------------------------------------------------------------
+
+    async def version(self) -> dict[str, Any]:
+        return await self._get_json("/api/version")
+
+    async def tags(self) -> dict[str, Any]:
+        return await self._get_json("/api/tags")
+
+    async def ps(self) -> dict[str, Any]:
+        return await self._get_json("/api/ps")
+
+    async def show(self, model: str) -> dict[str, Any]:
+        return await self._post_json("/api/show", {"model": model})
+
+    async def unload(self, model: str) -> None:
+        """Ask the server to drop the model now (``keep_alive: 0``), so the next call pays a cold load."""
+        body = request_body(model, prompt="", stream=False, options=None, keep_alive=0)
+        try:
+            response = await self._http.post("/api/generate", content=body)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        self._check(response)
+
+    async def pull(self, model: str) -> AsyncIterator[dict[str, Any]]:
+        """Pull a model, yielding Ollama's progress objects; raises on an ``error`` object or HTTP failure."""
+        try:
+            async with self._http.stream(
+                "POST", "/api/pull", json={"model": model, "stream": True}
+            ) as response:
+                if response.status_code != 200:
+                    detail = (await response.aread()).decode("utf-8", "replace")
+                    raise OllamaError(
+                        f"pull of {model} failed: HTTP {response.status_code}: {_error_text(detail)}",
+                        status_code=response.status_code,
+                        hint="check the model name, and that the server can reach its registry",
+                    )
+                async for line in response.aiter_lines():
+                    if line.strip():
+                        progress = json.loads(line)
+                        if "error" in progress:
+                            raise OllamaError(f"pull of {model} failed: {progress['error']}")
+                        yield progress
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+
+    async def _get_json(self, path: str) -> dict[str, Any]:
+        try:
+            response = await self._http.get(path)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        return self._check(response)
+
+    async def _post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = await self._http.post(path, json=body)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        return self._check(response)
+
+    def _check(self, response: httpx.Response) -> dict[str, Any]:
+        if response.status_code != 200:
+            raise OllamaError(
+                f"{response.request.method} {response.request.url.path} on {self.base_url} answered "
+                f"HTTP {response.status_code}: {_error_text(response.text)}",
+                status_code=response.status_code,
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            raise OllamaError(f"{self.base_url}{response.request.url.path} did not answer JSON") from None
+        return body if isinstance(body, dict) else {"value": body}
+
+    def _transport_error(self, exc: httpx.HTTPError) -> OllamaError:
+        return OllamaError(
+            f"cannot reach Ollama at {self.base_url}: {exc!r}",
+            hint="start the server (or the stack), or check the URL and port",
+        )
+
+
+def _error_text(detail: str) -> str:
+    try:
+        body = json.loads(detail)
+    except ValueError:
+        return detail.strip()[:300]
+    return str(body.get("error", body)) if isinstance(body, dict) else str(body)
