@@ -1,0 +1,107 @@
+"""Specs load, expand to the published run counts, and fail clearly when malformed."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from harness.errors import SpecError
+from harness.plan import expand
+from harness.spec import load_spec, parse_spec
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+REPORTS = ["tr108", "tr109", "tr110", "tr111", "tr112", "tr113", "tr114", "tr115"]
+
+
+@pytest.mark.parametrize("report", REPORTS)
+def test_every_spec_loads_with_claims_and_sources(report: str) -> None:
+    spec = load_spec(EXPERIMENTS / f"{report}.toml")
+    assert spec.id == report
+    assert spec.server.ollama_version == "0.12.10"
+    assert spec.claims, "every report is judged against at least one published claim"
+    assert all(c.source and c.comparability for c in spec.claims)
+
+
+def test_tr114_is_the_v2_grid_with_original_test_ids() -> None:
+    spec = load_spec(EXPERIMENTS / "tr114.toml")
+    ids = [c.id for c in spec.configs]
+    assert len(ids) == 27
+    assert ids[:18] == [f"{n:03d}" for n in range(1, 19)]
+    assert {"101", "102", "105"}.isdisjoint(ids)
+    assert {"100", "103", "104", "106", "107", "108", "200", "201", "202"} <= set(ids)
+    hetero_b = [c.b for c in spec.configs if c.scenario == "chimera_hetero"]
+    assert all(b is not None and b.temperature == 0.8 for b in hetero_b)
+    assert spec.topology.ollama == "dual" and spec.topology.ports == [11434, 11435]
+
+
+@pytest.mark.parametrize(("report", "protocol"), [("tr114", 135), ("tr115", 150), ("tr110", 150)])
+def test_plan_counts(report: str, protocol: int) -> None:
+    plan = expand(load_spec(EXPERIMENTS / f"{report}.toml"))
+    assert len(plan.protocol) == protocol
+    isolated = plan.of_kind("isolated")
+    assert isolated, "multi-agent reports need isolated single-agent baselines for the true efficiency"
+    configs = {r.config_id for r in plan.protocol}
+    assert {r.config_id for r in isolated} == configs
+    assert all(len(r.agents) == 1 and r.isolated_side in ("a", "b") for r in isolated)
+
+
+def test_tr115_has_five_runtimes_plus_the_flawed_variant_as_diagnostic() -> None:
+    plan = expand(load_spec(EXPERIMENTS / "tr115.toml"))
+    assert {r.runtime for r in plan.protocol} == {"tokio", "tokio-local", "smol", "smol-1kb", "async-std"}
+    assert {r.runtime for r in plan.of_kind("diagnostic")} == {"async-std-mutex"}
+    assert len(plan.of_kind("diagnostic")) == 30
+
+
+def _tr114_data() -> dict:
+    return tomllib.loads((EXPERIMENTS / "tr114.toml").read_text())
+
+
+def test_unknown_key_names_file_and_field() -> None:
+    data = _tr114_data()
+    data["configs"][3]["b"]["num_gpus"] = 80
+    with pytest.raises(SpecError) as err:
+        parse_spec(data, where="experiments/tr114.toml")
+    message = str(err.value)
+    assert "experiments/tr114.toml" in message
+    assert "configs[3](id=004).b.num_gpus" in message and "unknown key" in message
+
+
+def test_wrong_type_names_field() -> None:
+    data = _tr114_data()
+    data["agent"]["runs"] = "five"
+    with pytest.raises(SpecError, match=r"tr114\.toml: agent\.runs: "):
+        parse_spec(data, where="tr114.toml")
+
+
+def test_unknown_scenario_lists_allowed_values() -> None:
+    data = _tr114_data()
+    data["configs"][0]["scenario"] = "chimera_mixed"
+    with pytest.raises(SpecError) as err:
+        parse_spec(data, where="tr114.toml")
+    assert "configs[0](id=001).scenario" in str(err.value)
+    assert "'baseline_vs_chimera'" in str(err.value) and "chimera_homo" in str(err.value)
+
+
+def test_homo_config_with_different_sides_is_rejected() -> None:
+    data = _tr114_data()
+    homo = next(c for c in data["configs"] if c["scenario"] == "chimera_homo")
+    homo["b"] = {**homo["b"], "num_ctx": 4096}
+    with pytest.raises(SpecError, match="chimera_homo: `a` and `b` must set the same options"):
+        parse_spec(data, where="tr114.toml")
+
+
+def test_unknown_schema_version_says_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "tr114.toml"
+    path.write_text(
+        (EXPERIMENTS / "tr114.toml").read_text().replace("schema_version = 1", "schema_version = 9")
+    )
+    with pytest.raises(SpecError, match="schema_version 9 is not supported"):
+        load_spec(path)
+
+
+def test_missing_spec_lists_the_known_ones(tmp_path: Path) -> None:
+    (tmp_path / "tr110.toml").write_text("")
+    with pytest.raises(SpecError, match="pick one of: tr110"):
+        load_spec(tmp_path / "tr199.toml")
