@@ -37,7 +37,7 @@ RUNS_DIR = "runs"
 
 class _Doc(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    schema_version: Literal[1] = ARTIFACT_SCHEMA_VERSION
+    schema_version: Literal[1] = 1
 
 
 class Sweep(_Doc):
@@ -96,9 +96,7 @@ class ArtifactDir:
         return path
 
     def write_plan(self, plan: Plan) -> Path:
-        return self.write_json(
-            "plan.json", {"schema_version": ARTIFACT_SCHEMA_VERSION, **plan.model_dump(mode="json")}
-        )
+        return self.write_json("plan.json", {"schema_version": ARTIFACT_SCHEMA_VERSION, **plan.model_dump(mode="json")})
 
     def completed_run_ids(self) -> set[str]:
         """Runs whose folder holds an ok run.json: resume skips exactly these."""
@@ -120,33 +118,21 @@ class ArtifactDir:
     ) -> Path:
         """Write a run's folder in one rename; an earlier failed attempt's folder is replaced."""
         final = self.run_dir(result.run.run_id)
-        if (
-            final.exists()
-            and (final / "run.json").exists()
-            and load_run_result(final / "run.json").status == "ok"
-        ):
-            raise ArtifactError(
-                f"run {result.run.run_id} is already complete in {final}; artifacts are write-once"
-            )
+        if final.exists() and (final / "run.json").exists() and load_run_result(final / "run.json").status == "ok":
+            raise ArtifactError(f"run {result.run.run_id} is already complete in {final}; artifacts are write-once")
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{result.run.run_id}.", dir=self.runs_dir))
         try:
-            (staging / "records.jsonl").write_text(
-                "".join(dump_record(r) + "\n" for r in records), encoding="utf-8"
-            )
+            (staging / "records.jsonl").write_text("".join(dump_record(r) + "\n" for r in records), encoding="utf-8")
             for name, data in (extra_files or {}).items():
                 (staging / name).write_bytes(data)
-            (staging / "run.json").write_text(
-                canonical_json(result.model_dump(mode="json")) + "\n", encoding="utf-8"
-            )
+            (staging / "run.json").write_text(canonical_json(result.model_dump(mode="json")) + "\n", encoding="utf-8")
             if final.exists():
                 shutil.rmtree(final)
             os.replace(staging, final)
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
-            raise ArtifactError(
-                f"cannot write run {result.run.run_id} under {self.runs_dir}: {exc.strerror}"
-            ) from None
+            raise ArtifactError(f"cannot write run {result.run.run_id} under {self.runs_dir}: {exc.strerror}") from None
         return final
 
     def load_runs(self) -> list[tuple[RunResult, list[CallRecord | AgentRunRecord | MultiRunRecord]]]:

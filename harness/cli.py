@@ -25,7 +25,7 @@ _INT_OPTIONS = {"num_gpu", "num_ctx", "top_k"}
 class _Parser(argparse.ArgumentParser):
     """argparse exits with 2 on bad usage already; make its message start with ``Error:`` like ours."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         self.print_usage(sys.stderr)
         sys.stderr.write(f"Error: {message}\n")
         raise SystemExit(EXIT_BAD_INPUT)
@@ -34,9 +34,7 @@ class _Parser(argparse.ArgumentParser):
 def _add_option_flags(parser: argparse.ArgumentParser, prefix: str, what: str) -> None:
     for flag in OPTION_FLAGS:
         kind: Callable[[str], Any] = int if flag.replace("-", "_") in _INT_OPTIONS else float
-        parser.add_argument(
-            f"--{prefix}-{flag}", type=kind, default=None, help=f"{what}: Ollama option {flag}"
-        )
+        parser.add_argument(f"--{prefix}-{flag}", type=kind, default=None, help=f"{what}: Ollama option {flag}")
 
 
 def _options(args: argparse.Namespace, prefix: str) -> dict[str, float | int] | None:
@@ -61,9 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"chimeraforge-kit {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
 
-    agent = verbs.add_parser(
-        "agent", help="run a Python agent directly against given Ollama URLs (no Docker)"
-    )
+    agent = verbs.add_parser("agent", help="run a Python agent directly against given Ollama URLs (no Docker)")
     kinds = agent.add_subparsers(dest="agent_kind", required=True, parser_class=_Parser)
     for sub in (
         kinds.add_parser("single", help="baseline and/or chimera agent against one server"),
@@ -127,11 +123,9 @@ def _run_agent(args: argparse.Namespace, settings: Settings) -> int:
             roles = [r.strip() for r in args.agents.split(",") if r.strip()]
             bad = [r for r in roles if r not in ("baseline", "chimera")]
             if bad or not roles:
-                raise BadInputError(
-                    f"--agents: unknown role(s) {bad or roles}", hint="use baseline and/or chimera"
-                )
+                raise BadInputError(f"--agents: unknown role(s) {bad or roles}", hint="use baseline and/or chimera")
             chimera = _options(args, "chimera")
-            agents = [SingleAgent(role=r, options=chimera if r == "chimera" else None) for r in roles]  # type: ignore[arg-type]
+            agents = [SingleAgent(role=r, options=chimera if r == "chimera" else None) for r in roles]
             records = asyncio.run(
                 run_single(
                     args.base_url,
@@ -170,17 +164,13 @@ def _multi_options(
     """Scenario mapping of REPORTS.md: bvc A sends nothing; homo both the chimera options; hetero B its own."""
     chimera, chimera2 = _options(args, "chimera"), _options(args, "chimera2")
     if chimera is None:
-        raise BadInputError(
-            f"--scenario {args.scenario} needs chimera options", hint="pass --chimera-num-gpu etc."
-        )
+        raise BadInputError(f"--scenario {args.scenario} needs chimera options", hint="pass --chimera-num-gpu etc.")
     if args.scenario == "baseline_vs_chimera":
         return None, chimera
     if args.scenario == "chimera_homo":
         return chimera, chimera
     if chimera2 is None:
-        raise BadInputError(
-            "chimera_hetero needs the insight agent's options", hint="pass --chimera2-num-gpu etc."
-        )
+        raise BadInputError("chimera_hetero needs the insight agent's options", hint="pass --chimera2-num-gpu etc.")
     return chimera, chimera2
 
 
@@ -196,9 +186,7 @@ def _plan(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     for run in plan.runs:
         options = " | ".join(json.dumps(a.options, sort_keys=True) for a in run.agents)
-        print(
-            f"{run.run_id}  {run.kind:<10} {run.config_id:<40} {run.runtime:<16} rep {run.repetition}  {options}"
-        )
+        print(f"{run.run_id}  {run.kind:<10} {run.config_id:<40} {run.runtime:<16} rep {run.repetition}  {options}")
     counts = {k: len(plan.of_kind(k)) for k in ("protocol", "isolated", "diagnostic")}
     print(f"{len(plan.runs)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     return EXIT_OK

@@ -53,7 +53,7 @@ def _config(rng: _Stream) -> tuple[str, int, int, float]:
 
 def _csv(index: int, seed: int) -> tuple[str, str]:
     rng = _Stream(seed, f"csv{index}")
-    model, gpu, ctx, temp = _config(rng)
+    model, gpu, ctx, _temp = _config(rng)
     name = f"csv/{model.split(':')[0]}_gpu{gpu}_ctx{ctx}_run{index:02d}.csv"
     rows = ["sample,elapsed_s,tokens,tokens_per_s,ttft_ms,gpu_util_pct,vram_used_mb,power_w"]
     base_tps = rng.between(70, 120)

@@ -57,7 +57,7 @@ def _run_id(body: dict[str, object]) -> str:
 
 
 def _make(**fields: object) -> Run:
-    draft = Run(run_id="", **fields)  # type: ignore[arg-type]
+    draft = Run(run_id="", **fields)
     return draft.model_copy(update={"run_id": _run_id(draft.canonical())})
 
 

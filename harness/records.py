@@ -26,7 +26,7 @@ Stage = Literal["analysis", "report", "single"]
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_version: Literal[1] = RECORD_SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     run_id: str | None = Field(default=None, description="plan run id; None for a direct `harness agent` call")
     role: Role
     agent_run_index: int = Field(default=1, ge=1, description="1-based repetition inside one agent process")

@@ -19,9 +19,7 @@ from harness.errors import SpecError
 SPEC_SCHEMA_VERSION = 1
 
 Kind = Literal["single_inference", "single_agent", "multi_agent"]
-Scenario = Literal[
-    "single_inference", "single_agent", "baseline_vs_chimera", "chimera_hetero", "chimera_homo"
-]
+Scenario = Literal["single_inference", "single_agent", "baseline_vs_chimera", "chimera_hetero", "chimera_homo"]
 MULTI_SCENARIOS: tuple[str, ...] = ("baseline_vs_chimera", "chimera_hetero", "chimera_homo")
 Language = Literal["python", "rust"]
 Workflow = Literal["single_call", "one_call", "two_call"]
@@ -39,9 +37,9 @@ Metric = Literal[
     "startup_s",
     "files_ingested",
 ]
-Statistic = Literal[
-    "mean", "median", "std", "cv_pct", "p5", "max", "min", "count", "best_config_mean", "fraction"
-]
+Statistic = Literal["mean", "median", "std", "cv_pct", "p5", "max", "min", "count", "best_config_mean", "fraction"]
+AgentRole = Literal["baseline", "chimera"]
+DEFAULT_ORDER: tuple[AgentRole, ...] = ("baseline", "chimera")
 Comparability = Literal["portable", "hardware_bound", "not_comparable"]
 
 
@@ -110,8 +108,8 @@ class Agent(_Strict):
     streaming: bool
     runs: int = Field(ge=1, description="repetitions of every config")
     runtimes: list[Runtime] = Field(min_length=1)
-    order: list[Literal["baseline", "chimera"]] = Field(
-        default_factory=lambda: ["baseline", "chimera"],
+    order: list[AgentRole] = Field(
+        default_factory=lambda: list(DEFAULT_ORDER),
         description="single agent: the agents of one run, in order",
     )
     cooldown_s: float = Field(default=0, ge=0, description="pause between the agents of one single-agent run")
@@ -184,9 +182,7 @@ class Spec(_Strict):
     server: Server
     topology: Topology
     agent: Agent | None = None
-    prompts: list[str] = Field(
-        default_factory=list, description="TR108: prompt files under experiments/prompts"
-    )
+    prompts: list[str] = Field(default_factory=list, description="TR108: prompt files under experiments/prompts")
     configs: list[Config] = Field(min_length=1)
     claims: list[Claim] = Field(default_factory=list)
 
@@ -222,9 +218,7 @@ class Spec(_Strict):
         for config in self.configs:
             if config.id == config_id:
                 return config
-        raise SpecError(
-            f"{self.id}: no config {config_id!r}", hint=f"known: {', '.join(c.id for c in self.configs)}"
-        )
+        raise SpecError(f"{self.id}: no config {config_id!r}", hint=f"known: {', '.join(c.id for c in self.configs)}")
 
 
 def spec_path(experiments_dir: Path, report: str) -> Path:
@@ -284,12 +278,7 @@ def _toml_path(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
     for item in loc:
         if isinstance(item, int):
             label = f"[{item}]"
-            if (
-                isinstance(node, list)
-                and item < len(node)
-                and isinstance(node[item], dict)
-                and "id" in node[item]
-            ):
+            if isinstance(node, list) and item < len(node) and isinstance(node[item], dict) and "id" in node[item]:
                 label = f"[{item}](id={node[item]['id']})"
             parts.append(label)
             node = node[item] if isinstance(node, list) and item < len(node) else None

@@ -85,8 +85,13 @@ async def run_multi(
 ) -> MultiRunRecord:
     """Both agents concurrently; failures of one agent are recorded, never hidden by the other's success."""
     process_start = process_start_monotonic_ns()
-    kw = dict(request_timeout_s=timeouts.request_timeout_s, connect_timeout_s=timeouts.connect_timeout_s)
-    async with OllamaClient(collector_url, **kw) as a, OllamaClient(insight_url, **kw) as b:
+
+    def client(url: str) -> OllamaClient:
+        return OllamaClient(
+            url, request_timeout_s=timeouts.request_timeout_s, connect_timeout_s=timeouts.connect_timeout_s
+        )
+
+    async with client(collector_url) as a, client(insight_url) as b:
         start_ns = time.monotonic_ns()
         results = await asyncio.gather(
             run_agent(

@@ -1,0 +1,67 @@
+"""Invoke tasks: thin wrappers that call ``python -m harness …`` or a tool. Run them through ``./kit``."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+from invoke import Collection, Context, task
+
+PY = shlex.quote(sys.executable)
+
+
+def _opt(flag: str, value: object) -> str:
+    return f" {flag} {shlex.quote(str(value))}" if value not in (None, False, "") else ""
+
+
+@task(
+    help={
+        "k": "pytest -k expression",
+        "fast": "skip lint and type checks",
+        "docker": "include Docker tests (default on)",
+    }
+)
+def test(c: Context, k: str = "", fast: bool = False, docker: bool = True) -> None:
+    """Lint, type-check, check import layers, then run the unit and Docker integration tests."""
+    if not fast:
+        c.run(f"{PY} -m ruff check harness tests tasks.py", echo=True)
+        c.run(f"{PY} -m ruff format --check harness tests tasks.py", echo=True)
+        c.run(f"{PY} -m mypy", echo=True)
+        c.run(f"{shlex.quote(sys.prefix)}/bin/lint-imports", echo=True)
+    marks = "not gpu" if docker else "not gpu and not docker"
+    c.run(f"{PY} -m pytest -m {shlex.quote(marks)}" + _opt("-k", k), echo=True, pty=False)
+
+
+@task
+def lock(c: Context) -> None:
+    """Regenerate the hash-locked requirements (runtime and dev) from pyproject.toml with pip-compile."""
+    base = f"{PY} -m piptools compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links"
+    c.run(f"{base} --output-file requirements.lock pyproject.toml", echo=True)
+    c.run(f"{base} --extra dev --output-file requirements-dev.lock pyproject.toml", echo=True)
+
+
+@task
+def specs(c: Context) -> None:
+    """Validate every experiment spec and print its run counts."""
+    c.run(f"{PY} -m harness specs")
+
+
+@task(help={"report": "trNNN", "runs": "repetitions per config", "configs": "regex over config ids"})
+def plan(c: Context, report: str, runs: int | None = None, configs: str | None = None) -> None:
+    """List the runs a report expands to (protocol, isolated baselines, diagnostics)."""
+    c.run(f"{PY} -m harness plan --report {shlex.quote(report)}" + _opt("--runs", runs) + _opt("--configs", configs))
+
+
+@task(help={"write": "regenerate it instead of comparing (the default)"})
+def corpus(c: Context, write: bool = False) -> None:
+    """Check or regenerate the benchmark corpus under experiments/corpus."""
+    c.run(f"{PY} -m harness corpus" + (" --write" if write else ""))
+
+
+@task(help={"port": "port to listen on", "seed": "token seed", "time_scale": "multiply every delay"})
+def sim(c: Context, port: int = 11434, seed: int = 1234, time_scale: float = 1.0) -> None:
+    """Serve the simulated Ollama API on 127.0.0.1 (every response says SIMULATED)."""
+    c.run(f"{PY} -m harness.sim --port {port} --seed {seed} --time-scale {time_scale} --preload gemma3:latest")
+
+
+ns = Collection(test, lock, specs, plan, corpus, sim)
