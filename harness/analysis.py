@@ -36,9 +36,6 @@ from harness.errors import ArtifactError, BadInputError
 from harness.records import AgentRunRecord, CallRecord, MultiRunRecord
 from harness.spec import Spec
 
-ORIGINAL_GPU = "RTX 4080 Laptop GPU"
-"""The GPU every original report ran on; hardware-bound claims are judged only on this GPU."""
-
 MIB = 1024 * 1024
 
 COLUMNS: dict[str, str] = {
@@ -295,8 +292,7 @@ def _import_multi(
             )
         orig = metrics.original_efficiency(a_exec, b_exec, wall)
         side_opts = {
-            s: (_f(rec.get(f"{s}_num_gpu")), _f(rec.get(f"{s}_num_ctx")), _f(rec.get(f"{s}_temperature")))
-            for s in "ab"
+            s: (_f(rec.get(f"{s}_num_gpu")), _f(rec.get(f"{s}_num_ctx")), _f(rec.get(f"{s}_temperature"))) for s in "ab"
         }
         ident = {
             **common,
@@ -395,9 +391,7 @@ def _import_multi(
     return rows
 
 
-def _single_ident(
-    rec: dict[str, Any], common: dict[str, Any], language: str, spec: Spec | None
-) -> dict[str, Any]:
+def _single_ident(rec: dict[str, Any], common: dict[str, Any], language: str, spec: Spec | None) -> dict[str, Any]:
     config_id = str(rec.get("config") or "")
     run_index = int(_f(rec.get("run_index")) if not math.isnan(_f(rec.get("run_index"))) else 1)
     opts = (_f(rec.get("num_gpu")), _f(rec.get("num_ctx")), _f(rec.get("temperature")))
@@ -533,9 +527,7 @@ def load_artifacts(root: Path) -> KitData:
     per side; without them it is NaN (and the report says so).
     """
     if not root.is_dir():
-        raise ArtifactError(
-            f"no artifact folder at {root}", hint="run `invoke reproduce` or pass an artifacts/<id>"
-        )
+        raise ArtifactError(f"no artifact folder at {root}", hint="run `invoke reproduce` or pass an artifacts/<id>")
     runs = ArtifactDir(root).load_runs()
     if not runs:
         raise ArtifactError(
@@ -552,9 +544,7 @@ def load_artifacts(root: Path) -> KitData:
     sim_backend = bool(sweep.simulated) if sweep is not None else False
     rep, version = (sweep.report, "") if sweep is not None else (runs[0][0].run.report, "")
 
-    per_run: list[
-        tuple[RunResult, dict[tuple[str, int], tuple[AgentRunRecord, list[CallRecord]]], list[Record]]
-    ] = []
+    per_run: list[tuple[RunResult, dict[tuple[str, int], tuple[AgentRunRecord, list[CallRecord]]], list[Record]]] = []
     isolated: dict[tuple[str, str, str, str], list[float]] = defaultdict(list)
     for result, records in runs:
         agents = _agent_runs(records)
@@ -635,9 +625,7 @@ def load_artifacts(root: Path) -> KitData:
         for rec in records:
             if isinstance(rec, CallRecord) and not any(rec in calls for _ar, calls in agents.values()):
                 g, c, t = _options_of(rec.options)
-                run_rows.append(
-                    {**ident, **_call_row(rec), "side": "", "num_gpu": g, "num_ctx": c, "temperature": t}
-                )
+                run_rows.append({**ident, **_call_row(rec), "side": "", "num_gpu": g, "num_ctx": c, "temperature": t})
         _improvements(run_rows)
         multi = next((r for r in records if isinstance(r, MultiRunRecord)), None)
         if multi is not None and "collector" in figures and "insight" in figures:
@@ -651,9 +639,7 @@ def load_artifacts(root: Path) -> KitData:
                 isolated_insight_s=stats.mean(iso_b) if iso_b else None,
             )
             ca, ci = figures["collector"], figures["insight"]
-            ok = (
-                result.status == "ok" and multi.ok and all(r["ok"] for r in run_rows if r["level"] == "agent")
-            )
+            ok = result.status == "ok" and multi.ok and all(r["ok"] for r in run_rows if r["level"] == "agent")
             run_rows.append(
                 {
                     **ident,
@@ -871,9 +857,7 @@ def summarize(frame: pd.DataFrame, report: str | None = None) -> OriginalSummary
             tables["chimera_per_config"] = per_config
             valid = per_config["tps_improvement_pct"].dropna()
             if not valid.empty:
-                best = per_config.iloc[
-                    int(np.nanargmax(per_config["tps_improvement_pct"].to_numpy(dtype=float)))
-                ]
+                best = per_config.iloc[int(np.nanargmax(per_config["tps_improvement_pct"].to_numpy(dtype=float)))]
                 headline.update(
                     {
                         "configs": int(valid.size),
@@ -887,9 +871,7 @@ def summarize(frame: pd.DataFrame, report: str | None = None) -> OriginalSummary
     return OriginalSummary(report=rep, headline=headline, tables=tables)
 
 
-def import_and_summarize(
-    csv_path: Path, report: str | None = None, *, spec: Spec | None = None
-) -> OriginalSummary:
+def import_and_summarize(csv_path: Path, report: str | None = None, *, spec: Spec | None = None) -> OriginalSummary:
     """`invoke analyze --import FILE --report trNNN`: import records, recompute the published figures."""
     return summarize(import_original(csv_path, report, spec=spec), report)
 
@@ -915,9 +897,7 @@ def roofline_tps(model_bytes: float | None, bandwidth_gbps: float | None) -> flo
     return bandwidth_gbps * 1e9 / model_bytes
 
 
-def roofline_table(
-    frame: pd.DataFrame, model_bytes: float | None, bandwidth_gbps: float | None
-) -> pd.DataFrame:
+def roofline_table(frame: pd.DataFrame, model_bytes: float | None, bandwidth_gbps: float | None) -> pd.DataFrame:
     """Mean per-agent, per-call and aggregate throughput per config as a % of the bandwidth roofline."""
     bound = roofline_tps(model_bytes, bandwidth_gbps)
     parts = []
