@@ -34,12 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: Ollama has no auth)")
     p.add_argument("--port", type=int, default=11434, help="port; 0 picks a free one (default 11434)")
-    p.add_argument(
-        "--seed", type=int, default=None, help="seed for tokens, lengths and faults (default 1234)"
-    )
-    p.add_argument(
-        "--time-scale", type=float, default=None, help="multiply every simulated delay (default 1)"
-    )
+    p.add_argument("--seed", type=int, default=None, help="seed for tokens, lengths and faults (default 1234)")
+    p.add_argument("--time-scale", type=float, default=None, help="multiply every simulated delay (default 1)")
     p.add_argument("--num-parallel", type=int, default=None, help="overrides OLLAMA_NUM_PARALLEL")
     p.add_argument("--keep-alive", default=None, help="overrides OLLAMA_KEEP_ALIVE (Go duration)")
     p.add_argument("--context-length", type=int, default=None, help="overrides OLLAMA_CONTEXT_LENGTH")
@@ -56,15 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt-tps", type=float, default=None, help="full-offload prompt-eval rate, tokens/s")
     p.add_argument("--load-ms", type=float, default=None, help="cold model-load time, ms")
     p.add_argument("--warm-load-ms", type=float, default=None, help="load_duration of a warm request, ms")
-    p.add_argument(
-        "--shared-device", metavar="GROUP", default=None, help="time-slice one simulated GPU with GROUP"
-    )
+    p.add_argument("--shared-device", metavar="GROUP", default=None, help="time-slice one simulated GPU with GROUP")
     p.add_argument(
         "--device-dir", type=Path, default=None, help="shared-device dir (default <models>/.sim-device/GROUP)"
     )
-    p.add_argument(
-        "--shared-efficiency", type=float, default=None, help="device efficiency with ≥2 sequences (0.7)"
-    )
+    p.add_argument("--shared-efficiency", type=float, default=None, help="device efficiency with ≥2 sequences (0.7)")
     p.add_argument(
         "--fault",
         action="append",
@@ -73,12 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"inject a fault with probability P (default 1); KIND in {', '.join(FAULT_KINDS)}; repeatable",
     )
     p.add_argument("--stall-ms", type=float, default=None, help="length of a stall fault (default 2000)")
-    p.add_argument(
-        "--slow-start-ms", type=float, default=None, help="delay of a slow-start fault (default 3000)"
-    )
-    p.add_argument(
-        "--record", type=Path, default=None, metavar="PATH", help="append ground truth as JSON Lines"
-    )
+    p.add_argument("--slow-start-ms", type=float, default=None, help="delay of a slow-start fault (default 3000)")
+    p.add_argument("--record", type=Path, default=None, metavar="PATH", help="append ground truth as JSON Lines")
     return p
 
 
@@ -111,9 +99,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> SimConfig:
             record_path=args.record,
         )
     except (ValueError, ValidationError) as exc:
-        raise SettingsError(
-            f"invalid simulator option: {exc}", hint="see python -m harness.sim --help"
-        ) from None
+        raise SettingsError(f"invalid simulator option: {exc}", hint="see python -m harness.sim --help") from None
 
 
 async def serve(config: SimConfig) -> None:

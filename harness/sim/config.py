@@ -42,9 +42,7 @@ class SimConfig(BaseModel):
     pull_bytes_per_s: float = Field(default=2.0e9, gt=0, description="simulated download speed of /api/pull")
 
     shared_device: str | None = Field(default=None, description="group name of a shared simulated GPU")
-    device_dir: Path | None = Field(
-        default=None, description="coordination dir; default <models>/.sim-device/<group>"
-    )
+    device_dir: Path | None = Field(default=None, description="coordination dir; default <models>/.sim-device/<group>")
     shared_efficiency: float = Field(default=0.7, gt=0, le=1.0, description="device efficiency with k ≥ 2")
     rate_update_ms: float = Field(default=20.0, gt=0, description="real ms between decode-rate recomputes")
 
@@ -65,9 +63,7 @@ class SimConfig(BaseModel):
         names = tuple(normalize_name(v) for v in value)
         unknown = [n for n in names if n not in CATALOG]
         if unknown:
-            raise ValueError(
-                f"unknown model(s) {', '.join(unknown)}; the simulator knows {', '.join(CATALOG)}"
-            )
+            raise ValueError(f"unknown model(s) {', '.join(unknown)}; the simulator knows {', '.join(CATALOG)}")
         return names
 
     @classmethod

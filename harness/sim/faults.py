@@ -31,9 +31,7 @@ class Fault:
     probability: float = 1.0
     delay_ms: float | None = None
 
-    def delay_s(
-        self, stall_ms: float = DEFAULT_STALL_MS, slow_start_ms: float = DEFAULT_SLOW_START_MS
-    ) -> float:
+    def delay_s(self, stall_ms: float = DEFAULT_STALL_MS, slow_start_ms: float = DEFAULT_SLOW_START_MS) -> float:
         if self.delay_ms is not None:
             return self.delay_ms / 1000.0
         return (stall_ms if self.kind == "stall" else slow_start_ms) / 1000.0
@@ -114,10 +112,7 @@ class FaultPlan:
             return {fault.kind: fault} if fault.probability > 0 else {}
         chosen: dict[FaultKind, Fault] = {}
         for fault in self._standing:
-            if (
-                fault.kind not in chosen
-                and _uniform(self._seed, self._sequence, fault.kind) < fault.probability
-            ):
+            if fault.kind not in chosen and _uniform(self._seed, self._sequence, fault.kind) < fault.probability:
                 chosen[fault.kind] = fault
         return chosen
 

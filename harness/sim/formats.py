@@ -78,9 +78,7 @@ class Format:
 
 class GenerateFormat(Format):
     def chunk(self, text: str) -> bytes:
-        return (
-            dumps({"model": self.model, "created_at": rfc3339_ns(), "response": text, "done": False}) + b"\n"
-        )
+        return dumps({"model": self.model, "created_at": rfc3339_ns(), "response": text, "done": False}) + b"\n"
 
     def final_chunks(self, timings: Timings, context: list[int]) -> list[bytes]:
         return [dumps(self.whole("", timings, context)) + b"\n"]
@@ -151,9 +149,7 @@ class OpenAIChatFormat(Format):
 
     stream_content_type = "text/event-stream"
 
-    def __init__(
-        self, model: str, simulated: dict[str, Any], request_id: int, *, include_usage: bool
-    ) -> None:
+    def __init__(self, model: str, simulated: dict[str, Any], request_id: int, *, include_usage: bool) -> None:
         super().__init__(model, simulated, request_id)
         self.include_usage = include_usage
         self.created = int(time.time())
@@ -174,9 +170,7 @@ class OpenAIChatFormat(Format):
 
     def chunk(self, text: str) -> bytes:
         obj = self._base("chat.completion.chunk")
-        obj["choices"] = [
-            {"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": None}
-        ]
+        obj["choices"] = [{"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": None}]
         return self._event(obj)
 
     @staticmethod

@@ -69,9 +69,7 @@ class Recorder:
         self.emissions.setdefault(request_id, []).append(ns)
 
     def finished(self, request_id: int) -> None:
-        self._append(
-            {"type": "emissions", "request_id": request_id, "emitted_ns": self.emissions.get(request_id, [])}
-        )
+        self._append({"type": "emissions", "request_id": request_id, "emitted_ns": self.emissions.get(request_id, [])})
 
     def reset(self) -> None:
         self.requests.clear()

@@ -100,9 +100,7 @@ class SimServer:
         await self._device.start()
         self._runner = web.AppRunner(self._build_app(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        sock = socket.socket(
-            socket.AF_INET6 if ":" in self.config.host else socket.AF_INET, socket.SOCK_STREAM
-        )
+        sock = socket.socket(socket.AF_INET6 if ":" in self.config.host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.config.host, self.config.port))
         self._port = sock.getsockname()[1]
@@ -407,9 +405,7 @@ class SimServer:
                 return await self._send_json(request, {"error": "request_id must be an integer"}, 400)
             if rid not in self._recorder.emissions:
                 return await self._send_json(request, {"error": f"no request {rid}"}, 404)
-            return await self._send_json(
-                request, {"request_id": rid, "emitted_ns": self._recorder.emissions[rid]}
-            )
+            return await self._send_json(request, {"request_id": rid, "emitted_ns": self._recorder.emissions[rid]})
         data = {str(k): v for k, v in self._recorder.emissions.items()}
         return await self._send_json(request, {"emissions": data})
 
@@ -506,9 +502,7 @@ class SimServer:
             messages = _messages(body.get("messages"))
             if not messages:
                 raise _ApiError(400, "[] is too short - 'messages'")
-            options: dict[str, Any] = {
-                k: body[k] for k in ("temperature", "top_p", "seed") if body.get(k) is not None
-            }
+            options: dict[str, Any] = {k: body[k] for k in ("temperature", "top_p", "seed") if body.get(k) is not None}
             max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
             if max_tokens is not None:
                 options["num_predict"] = max_tokens
@@ -536,9 +530,7 @@ class SimServer:
             raise _ApiError(400, "invalid options: num_ctx must be positive")
         return num_ctx, num_gpu
 
-    async def _load_or_unload(
-        self, request: web.Request, gen: _Generation, fmt: Format
-    ) -> web.StreamResponse:
+    async def _load_or_unload(self, request: web.Request, gen: _Generation, fmt: Format) -> web.StreamResponse:
         """Ollama's empty-prompt requests: load the model, or unload it with ``keep_alive: 0``."""
         assert self._runners is not None and self._slots is not None
         if gen.keep_alive_ns == 0:
@@ -589,9 +581,7 @@ class SimServer:
                 if "slow-start" in faults:
                     await asyncio.sleep(self._fault_delay(faults["slow-start"]) * scale)
                 prompt_start = time.monotonic_ns()
-                prompt_tps = self._perf.prompt_tps_for(
-                    spec, num_gpu, flash_attention=self.config.flash_attention
-                )
+                prompt_tps = self._perf.prompt_tps_for(spec, num_gpu, flash_attention=self.config.flash_attention)
                 await asyncio.sleep(prompt_count / prompt_tps * scale)
                 eval_start = time.monotonic_ns()
                 prompt_ns = eval_start - prompt_start
@@ -605,7 +595,10 @@ class SimServer:
                         pieces.append(text)
 
                 alone_tps = self._perf.decode_tps_for(spec, num_ctx, num_gpu)
-                dropped = await self._decode(plan.eval_count, alone_tps, emit, faults)
+                try:
+                    dropped = await self._decode(plan.eval_count, alone_tps, emit, faults)
+                except ConnectionResetError:  # the client went away mid-stream: stop quietly, as Ollama does
+                    return out.response
                 if dropped:
                     return out.drop()
                 eval_ns = time.monotonic_ns() - eval_start

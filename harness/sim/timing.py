@@ -69,14 +69,8 @@ class PerfModel:
         mixed = _layer_mix(gpu, gpu * self.cpu_decode_ratio, gpu_layers(model, num_gpu), model.layers)
         return mixed * ctx_factor(num_ctx, self.ctx_slowdown)
 
-    def prompt_tps_for(
-        self, model: ModelSpec, num_gpu: int | None, *, flash_attention: bool = False
-    ) -> float:
-        gpu = (
-            self.prompt_tps
-            if self.prompt_tps is not None
-            else self.gpu_decode_tps(model) * self.prompt_batch_factor
-        )
+    def prompt_tps_for(self, model: ModelSpec, num_gpu: int | None, *, flash_attention: bool = False) -> float:
+        gpu = self.prompt_tps if self.prompt_tps is not None else self.gpu_decode_tps(model) * self.prompt_batch_factor
         rate = _layer_mix(gpu, gpu * self.cpu_prompt_ratio, gpu_layers(model, num_gpu), model.layers)
         return rate * (self.flash_attention_speedup if flash_attention else 1.0)
 

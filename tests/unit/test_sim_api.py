@@ -145,9 +145,7 @@ async def test_unknown_and_unpulled_models_are_404(sim: SimServer, http: aiohttp
         reply = await post_json(http, sim.base_url + "/api/generate", body, status=404)
         assert reply == {"error": f'model "{name}" not found, try pulling it first'}
         chat = {"model": name, "messages": [{"role": "user", "content": "x"}]}
-        assert (await post_json(http, sim.base_url + "/api/chat", chat, status=404))["error"] == reply[
-            "error"
-        ]
+        assert (await post_json(http, sim.base_url + "/api/chat", chat, status=404))["error"] == reply["error"]
     await post_json(http, sim.base_url + "/api/show", {"model": "nope"}, status=404)
     oa = await post_json(
         http, sim.base_url + "/v1/chat/completions", {"model": "nope", "messages": [{"role": "user"}]}, 404
@@ -188,15 +186,11 @@ async def test_pull_then_tags_show_ps(tmp_path: Path, http: aiohttp.ClientSessio
         assert show["details"]["quantization_level"] == "Q8_0"
         assert (await get_json(http, sim.base_url + "/api/ps"))["models"] == []
 
-        await post_json(
-            http, sim.base_url + "/api/generate", {"model": "gemma3:270m", "prompt": "x", "stream": False}
-        )
+        await post_json(http, sim.base_url + "/api/generate", {"model": "gemma3:270m", "prompt": "x", "stream": False})
         ps = (await get_json(http, sim.base_url + "/api/ps"))["models"]
         assert [m["name"] for m in ps] == ["gemma3:270m"] and ps[0]["context_length"] == 4096
 
-        whole = await post_json(
-            http, sim.base_url + "/api/pull", {"model": "gemma3:1b-it-qat", "stream": False}
-        )
+        whole = await post_json(http, sim.base_url + "/api/pull", {"model": "gemma3:1b-it-qat", "stream": False})
         assert whole["status"] == "success"
         missing = await post_json(http, sim.base_url + "/api/pull", {"model": "nope", "stream": False}, 500)
         assert "file does not exist" in missing["error"]

@@ -48,44 +48,34 @@ def rate(final: dict[str, Any]) -> float:
 
 async def test_num_parallel_1_serves_one_after_the_other(http: aiohttp.ClientSession) -> None:
     async with SimServer(cfg(num_parallel=1, tokens=30)) as sim:
-        (a, fa), (b, fb) = await asyncio.gather(
-            stream(http, sim.base_url, "a"), stream(http, sim.base_url, "b")
-        )
+        (a, fa), (b, fb) = await asyncio.gather(stream(http, sim.base_url, "a"), stream(http, sim.base_url, "b"))
         ea, eb = sim.emissions[a], sim.emissions[b]
         first, second = (ea, eb) if ea[0] < eb[0] else (eb, ea)
         assert second[0] > first[-1]
         # the queued request's wait counts into its total_duration
         queued_final = fb if second is eb else fa
         assert queued_final["total_duration"] > (
-            queued_final["load_duration"]
-            + queued_final["prompt_eval_duration"]
-            + queued_final["eval_duration"]
+            queued_final["load_duration"] + queued_final["prompt_eval_duration"] + queued_final["eval_duration"]
         )
 
 
 async def test_num_parallel_2_overlaps_and_shares_the_device(http: aiohttp.ClientSession) -> None:
     async with SimServer(cfg(num_parallel=2)) as sim:
         _, alone = await stream(http, sim.base_url, "solo")
-        (a, fa), (b, fb) = await asyncio.gather(
-            stream(http, sim.base_url, "a"), stream(http, sim.base_url, "b")
-        )
+        (a, fa), (b, fb) = await asyncio.gather(stream(http, sim.base_url, "a"), stream(http, sim.base_url, "b"))
         ea, eb = sim.emissions[a], sim.emissions[b]
         assert eb[0] < ea[-1] and ea[0] < eb[-1]
         slowdown = rate(alone) / ((rate(fa) + rate(fb)) / 2)
         assert slowdown > 1.8  # model: 1 / (0.7 / 2) ≈ 2.9
 
 
-async def two_instances(
-    http: aiohttp.ClientSession, first: SimConfig, second: SimConfig
-) -> tuple[float, float]:
+async def two_instances(http: aiohttp.ClientSession, first: SimConfig, second: SimConfig) -> tuple[float, float]:
     """(alone rate on the first, mean concurrent rate of both)."""
     async with SimServer(first) as s1, SimServer(second) as s2:
         await stream(http, s1.base_url, "warm")
         await stream(http, s2.base_url, "warm")
         _, alone = await stream(http, s1.base_url, "solo")
-        (_, f1), (_, f2) = await asyncio.gather(
-            stream(http, s1.base_url, "a"), stream(http, s2.base_url, "b")
-        )
+        (_, f1), (_, f2) = await asyncio.gather(stream(http, s1.base_url, "a"), stream(http, s2.base_url, "b"))
         return rate(alone), (rate(f1) + rate(f2)) / 2
 
 

@@ -62,9 +62,7 @@ def test_decode_rate_near_the_reports_and_responds_to_offload_and_context() -> N
     assert perf.decode_tps_for(GEMMA, 2048, None) / full < 1.02  # mild
     assert gpu_layers(GEMMA, -1) == 34
     # uncalibrated models use the bandwidth roofline: smaller models decode faster
-    assert (
-        perf.gpu_decode_tps(CATALOG["gemma3:270m"]) > perf.gpu_decode_tps(CATALOG["gemma3:1b-it-qat"]) > full
-    )
+    assert perf.gpu_decode_tps(CATALOG["gemma3:270m"]) > perf.gpu_decode_tps(CATALOG["gemma3:1b-it-qat"]) > full
 
 
 def test_prompt_rate_overrides_and_flash_attention() -> None:
