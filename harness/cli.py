@@ -93,6 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     verbs.add_parser("specs", help="validate every experiment spec and show its run counts")
 
+    rep = verbs.add_parser("reproduce", help="run a report's protocol and write artifacts")
+    rep.add_argument("--report", required=True, help="trNNN")
+    rep.add_argument("--backend", choices=("auto", "ollama", "sim"), default=None, help="default: HARNESS_BACKEND")
+    rep.add_argument("--runs", type=int, default=None, help="repetitions per config (default: the spec's)")
+    rep.add_argument("--configs", default=None, help="regular expression over config ids")
+    rep.add_argument("--time-scale", type=float, default=None, help="simulator: multiply every delay")
+    rep.add_argument("--out", type=Path, default=None, help="artifact folder (default: artifacts/<report>-<backend>)")
+    rep.add_argument("--no-isolated", action="store_true", help="skip the isolated baselines (no true efficiency)")
+    rep.add_argument("--interleave-seed", type=int, default=None, help="shuffle the runs reproducibly")
+
     corpus = verbs.add_parser("corpus", help="check (default) or rewrite the committed corpus")
     corpus.add_argument("--write", action="store_true")
     corpus.add_argument("--dir", type=Path, default=Path("experiments/corpus"))
@@ -243,6 +253,85 @@ def _corpus(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> int:
+    import asyncio
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from harness.agents.runner import Timeouts
+    from harness.agents.workflow import Workload
+    from harness.artifacts import ArtifactDir
+    from harness.orchestrator import LocalSimExecutor, prepare, run_sweep
+    from harness.plan import expand
+    from harness.spec import load_spec, spec_path
+
+    settings = (
+        load_settings(backend=args.backend, time_scale=args.time_scale) if (args.backend or args.time_scale) else base
+    )
+    if args.runs is not None and args.runs < 1:
+        raise BadInputError("--runs must be at least 1")
+    path = spec_path(settings.experiments_dir, args.report)
+    spec = load_spec(path)
+    plan = expand(
+        spec,
+        runs_per_config=args.runs,
+        config_ids=_select_configs(spec.configs, args.configs),
+        include_isolated=not args.no_isolated,
+        interleave_seed=args.interleave_seed,
+    )
+    console = Console(stderr=True)
+    backend = settings.backend
+    if backend == "ollama":
+        raise BadInputError(
+            "the Ollama backend runs in containers, which this kit version cannot start yet",
+            hint="rehearse with --backend sim",
+        )
+    if backend == "auto":
+        console.print("[bold yellow]No container executor in this kit version: using the SIMULATED backend.[/]")
+    console.print(
+        "[bold yellow]SIMULATED: a rehearsal of the protocol against the simulated Ollama, not a measurement.[/]"
+    )
+    workload = Workload.load(
+        model=spec.model.name,
+        workflow=spec.agent.workflow if spec.agent else "single_call",
+        streaming=spec.agent.streaming if spec.agent else True,
+        prompts_dir=settings.experiments_dir / "prompts",
+        corpus_dir=settings.experiments_dir / "corpus",
+    )
+    executor = LocalSimExecutor(
+        workload=workload,
+        seed=settings.sim_seed,
+        time_scale=settings.time_scale,
+        timeouts=Timeouts(settings.request_timeout_s, settings.connect_timeout_s),
+    )
+    executor.check(plan)
+    out = ArtifactDir(args.out or settings.artifacts_dir / f"{spec.id}-sim")
+    prepare(out, spec, path.read_bytes(), plan, executor, ["harness", *command])
+    failures = 0
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[current]}"),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(f"{spec.id} runs", total=None, current="")
+
+        def progress(done: int, total: int, run: Any, result: Any) -> None:
+            nonlocal failures
+            failures += int(result is not None and result.status == "failed")
+            label = f"{run.kind} {run.config_id} {run.runtime} rep {run.repetition}"
+            bar.update(task, completed=done, total=total, current=f"{label}  failures: {failures}")
+
+        results = asyncio.run(run_sweep(out, spec, plan, executor, retries=settings.retries_per_run, progress=progress))
+    done = len(out.completed_run_ids())
+    console.print(f"{done}/{len(plan.runs)} runs complete in {out.root} ({len(results)} this time, {failures} failed)")
+    return EXIT_OK if failures == 0 else EXIT_RUN_FAILURE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -251,6 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_agent(args, settings)
         if args.verb == "plan":
             return _plan(args, settings)
+        if args.verb == "reproduce":
+            return _reproduce(args, settings, list(argv) if argv is not None else sys.argv[1:])
         if args.verb == "specs":
             return _specs(settings)
         if args.verb == "corpus":

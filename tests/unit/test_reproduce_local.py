@@ -1,0 +1,68 @@
+"""`harness reproduce` with the local simulator executor: artifacts, resume, exit codes, no side effects."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.artifacts import ArtifactDir, load_sweep
+from harness.cli import main
+from harness.records import MultiRunRecord
+
+ARGS = [
+    "reproduce",
+    "--report",
+    "tr110",
+    "--backend",
+    "sim",
+    "--runs",
+    "1",
+    "--configs",
+    "^013$",
+    "--time-scale",
+    "0.01",
+]
+
+
+@pytest.fixture(autouse=True)
+def _repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+
+
+def test_reproduce_writes_every_run_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "tr110"
+    assert main([*ARGS, "--out", str(out)]) == 0
+    sweep = load_sweep(out)
+    assert sweep.simulated and sweep.backend == "sim" and sweep.planned_runs == 3
+    runs = ArtifactDir(out).load_runs()
+    assert sorted(r.run.kind for r, _ in runs) == ["isolated", "isolated", "protocol"]
+    protocol_records = next(recs for r, recs in runs if r.run.kind == "protocol")
+    assert any(isinstance(rec, MultiRunRecord) and rec.ok for rec in protocol_records)
+    assert all(
+        json.loads((out / "runs" / r.run.run_id / "run.json").read_text())["schema_version"] == 1 for r, _ in runs
+    )
+    before = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/run.json")}
+    assert main([*ARGS, "--out", str(out)]) == 0  # resume: nothing left to do, nothing rewritten
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/run.json")} == before
+
+
+def test_bad_input_exits_2_without_side_effects(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "never"
+    assert main(["reproduce", "--report", "tr999", "--backend", "sim", "--out", str(out)]) == 2
+    assert main([*ARGS[:-4], "--configs", "^nope$", "--out", str(out)]) == 2
+    assert main(["reproduce", "--report", "tr114", "--backend", "sim", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "Error: no experiment spec" in err and "matches no config" in err and "Rust agents" in err
+    assert not out.exists()
+
+
+def test_resume_refuses_a_folder_of_another_spec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "mixed"
+    assert main([*ARGS, "--out", str(out)]) == 0
+    sweep = json.loads((out / "sweep.json").read_text())
+    sweep["spec_sha256"] = "0" * 64
+    (out / "sweep.json").write_text(json.dumps(sweep))
+    assert main([*ARGS, "--out", str(out)]) == 2
+    assert "another spec or backend" in capsys.readouterr().err
