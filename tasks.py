@@ -64,4 +64,35 @@ def sim(c: Context, port: int = 11434, seed: int = 1234, time_scale: float = 1.0
     c.run(f"{PY} -m harness.sim --port {port} --seed {seed} --time-scale {time_scale} --preload gemma3:latest")
 
 
-ns = Collection(test, lock, specs, plan, corpus, sim)
+@task(
+    help={
+        "report": "trNNN",
+        "backend": "auto | ollama | sim",
+        "runs": "repetitions per config (default: the spec's)",
+        "configs": "regular expression over config ids",
+        "time_scale": "simulator: multiply every delay (0.05 = 20x faster)",
+        "out": "artifact folder (re-use it to resume)",
+    }
+)
+def reproduce(
+    c: Context,
+    report: str,
+    backend: str = "",
+    runs: int | None = None,
+    configs: str = "",
+    time_scale: float | None = None,
+    out: str = "",
+) -> None:
+    """Run a report's protocol, one fresh set of servers per run, and write artifacts (resumable)."""
+    c.run(
+        f"{PY} -m harness reproduce --report {shlex.quote(report)}"
+        + _opt("--backend", backend)
+        + _opt("--runs", runs)
+        + _opt("--configs", configs)
+        + _opt("--time-scale", time_scale)
+        + _opt("--out", out),
+        pty=False,
+    )
+
+
+ns = Collection(test, lock, specs, plan, corpus, sim, reproduce)
