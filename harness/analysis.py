@@ -34,7 +34,7 @@ from harness import metrics, stats
 from harness.artifacts import ArtifactDir, RunResult, Sweep, load_json_doc, load_sweep
 from harness.errors import ArtifactError, BadInputError
 from harness.records import AgentRunRecord, CallRecord, MultiRunRecord
-from harness.spec import Spec
+from harness.spec import Spec, load_spec
 
 MIB = 1024 * 1024
 
@@ -52,6 +52,7 @@ COLUMNS: dict[str, str] = {
     "scenario": "baseline_vs_chimera | chimera_hetero | chimera_homo | single_agent | single_inference",
     "phase": "original test phase (TR110) or empty",
     "runtime": "async runtime (kit name; originals' labels mapped through the spec when given)",
+    "runtime_original": "the runtime's label in the original report (claims' runtime filters match either)",
     "language": "python | rust",
     "run_index": "repetition, 1-based",
     "role": "baseline | chimera | collector | insight | inference; 'pair' on multi rows",
@@ -219,9 +220,30 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def _runtime_names(spec: Spec | None) -> dict[str, str]:
+    """Original label → kit runtime name; where several share a label the first listed (protocol) wins."""
     if spec is None or spec.agent is None:
         return {}
-    return {rt.original: rt.name for rt in spec.agent.runtimes if rt.original}
+    return {rt.original: rt.name for rt in reversed(spec.agent.runtimes) if rt.original}
+
+
+def _original_labels(spec: Spec | None) -> dict[str, str]:
+    """Kit runtime name → the label the original report used for it."""
+    if spec is None or spec.agent is None:
+        return {}
+    return {rt.name: rt.original or rt.name for rt in spec.agent.runtimes}
+
+
+def _config_id(rec: dict[str, Any], spec: Spec | None) -> str:
+    """The original's config label, or the spec's id for it where the spec numbers configs by test id
+    (TR110's ``phase_2_test_108`` is the spec's ``108``)."""
+    label = str(rec.get("config") or rec.get("test_id") or "")
+    test_id = _f(rec.get("test_id"))
+    if spec is not None and not math.isnan(test_id):
+        known = {c.id for c in spec.configs}
+        for candidate in (f"{int(test_id):03d}", str(int(test_id))):
+            if candidate in known and label not in known:
+                return candidate
+    return label
 
 
 def _default_runtime(spec: Spec | None, language: str) -> str:
@@ -273,7 +295,7 @@ def _import_multi(
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for n, rec in enumerate(records, 2):
-        config_id = str(rec.get("config") or rec.get("test_id") or "")
+        config_id = _config_id(rec, spec)
         run_index = int(_f(rec.get("run_index"))) if not math.isnan(_f(rec.get("run_index"))) else n - 1
         runtime_raw = str(rec.get("runtime") or "")
         runtime = names.get(runtime_raw) or (
@@ -303,6 +325,7 @@ def _import_multi(
             "scenario": str(rec.get("scenario") or ""),
             "phase": str(rec.get("phase") or ""),
             "runtime": runtime,
+            "runtime_original": runtime_raw or _original_labels(spec).get(runtime, runtime),
             "language": lang,
             "run_index": run_index,
             "ok": True,
@@ -403,6 +426,7 @@ def _single_ident(rec: dict[str, Any], common: dict[str, Any], language: str, sp
         "scenario": "single_agent",
         "phase": "",
         "runtime": _default_runtime(spec, language),
+        "runtime_original": _original_labels(spec).get(_default_runtime(spec, language), ""),
         "language": language,
         "run_index": run_index,
         "role": str(rec.get("agent") or ""),
@@ -520,11 +544,12 @@ class KitData:
 Record = CallRecord | AgentRunRecord | MultiRunRecord
 
 
-def load_artifacts(root: Path) -> KitData:
+def load_artifacts(root: Path, spec: Spec | None = None) -> KitData:
     """Read an artifact folder (sweep.json, provenance.json, runs/*/run.json + records.jsonl) into a KitData.
 
     True efficiency uses the mean duration of the ``isolated`` runs of the same config, runtime and language,
-    per side; without them it is NaN (and the report says so).
+    per side; without them it is NaN (and the report says so). ``spec`` (default: the folder's spec.toml, if
+    any) gives each runtime the label the original report used.
     """
     if not root.is_dir():
         raise ArtifactError(f"no artifact folder at {root}", hint="run `invoke reproduce` or pass an artifacts/<id>")
@@ -541,6 +566,9 @@ def load_artifacts(root: Path) -> KitData:
     else:
         notes.append("sweep.json is missing: backend unknown; simulation inferred from the records")
     provenance = load_json_doc(root / "provenance.json") if (root / "provenance.json").exists() else None
+    if spec is None and (root / "spec.toml").exists():
+        spec = load_spec(root / "spec.toml")
+    originals = _original_labels(spec)
     sim_backend = bool(sweep.simulated) if sweep is not None else False
     rep, version = (sweep.report, "") if sweep is not None else (runs[0][0].run.report, "")
 
@@ -580,6 +608,7 @@ def load_artifacts(root: Path) -> KitData:
             "scenario": run.scenario,
             "phase": "",
             "runtime": run.runtime,
+            "runtime_original": originals.get(run.runtime, run.runtime),
             "language": run.language,
             "run_index": run.repetition,
         }

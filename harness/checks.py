@@ -98,7 +98,10 @@ def claim_rows(frame: pd.DataFrame, claim: Claim) -> tuple[pd.DataFrame, str | N
             continue
         if column not in frame.columns:
             return frame.iloc[0:0], f"filter on unknown column {column!r}"
-        mask &= _matches(frame[column], wanted)
+        hit = _matches(frame[column], wanted)
+        if f"{column}_original" in frame.columns:
+            hit |= _matches(frame[f"{column}_original"], wanted)
+        mask &= hit
     rows = frame[mask]
     rows = rows[rows[claim.metric].notna()]
     if rows.empty:
