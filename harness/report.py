@@ -68,7 +68,7 @@ def build_report(
         if not spec_file.exists():
             raise ArtifactError(f"{artifact_dir} has no spec.toml", hint="pass the spec: --spec experiments/trNNN.toml")
         spec = load_spec(spec_file)
-    kit = analysis.load_artifacts(artifact_dir)
+    kit = analysis.load_artifacts(artifact_dir, spec)
     provenance = kit.provenance
     gpu = gpu_name or _provenance_gpu(provenance)
     bandwidth = bandwidth_gbps or _provenance_number(provenance, BANDWIDTH_KEYS)

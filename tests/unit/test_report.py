@@ -1,0 +1,254 @@
+"""A small synthetic artifact folder (protocol and isolated runs) → build_report → md, html, json, figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from matplotlib.image import imread
+
+from harness import analysis, plots
+from harness.artifacts import ArtifactDir, RunResult, Sweep
+from harness.plan import AgentPlan, Run
+from harness.records import AgentRunRecord, CallRecord, MultiRunRecord
+from harness.report import build_report, build_report_from_import
+from harness.spec import Spec, parse_spec
+
+S = 1_000_000_000
+OPTS: dict[str, float | int] = {"num_gpu": 80, "num_ctx": 512, "temperature": 1.0}
+
+
+def _spec() -> Spec:
+    claim = {"source": "test", "unit": "%", "comparability": "portable", "statistic": "mean"}
+    return parse_spec(
+        {
+            "schema_version": 1,
+            "id": "tr115",
+            "version": "v2",
+            "title": "synthetic",
+            "question": "does the report build?",
+            "kind": "multi_agent",
+            "model": {"name": "gemma3:latest"},
+            "server": {"ollama_version": "0.12.10", "num_parallel": 1, "keep_alive": "5m", "context_length": 4096},
+            "topology": {"ollama": "dual", "ports": [11434, 11435]},
+            "agent": {
+                "language": "rust",
+                "workflow": "two_call",
+                "streaming": True,
+                "runs": 3,
+                "runtimes": [{"name": "tokio", "original": "tokio-default"}],
+                "isolated_baseline_runs": 1,
+            },
+            "configs": [{"id": "homo_80_512", "scenario": "chimera_homo", "a": OPTS, "b": OPTS}],
+            "claims": [
+                {
+                    **claim,
+                    "id": "eff",
+                    "statement": "balance",
+                    "metric": "efficiency_pct",
+                    "value": 98.72,
+                    "where": {"runtime": "tokio-default"},
+                },
+                {**claim, "id": "true", "statement": "true eff", "metric": "true_efficiency_pct", "value": 98.0},
+                {
+                    **claim,
+                    "id": "tps",
+                    "statement": "rate",
+                    "metric": "tps",
+                    "value": 114.5,
+                    "unit": "tok/s",
+                    "comparability": "hardware_bound",
+                },
+            ],
+        },
+        where="test",
+    )
+
+
+def _call(role: str, index: int, start_s: float, duration_s: float, tokens: int, **common: Any) -> CallRecord:
+    start = int(start_s * S)
+    first = start + S // 2
+    step = int((duration_s - 0.5) * S) // tokens
+    offsets = [first - start + i * step for i in range(tokens)]
+    return CallRecord(
+        **common,
+        role=role,
+        call_index=index,
+        stage="analysis" if index == 1 else "report",
+        endpoint="/api/generate",
+        base_url="http://127.0.0.1:11434",
+        model="gemma3:latest",
+        options=OPTS,
+        streaming=True,
+        request_sha256="0" * 64,
+        start_ns=start,
+        first_chunk_ns=first,
+        end_ns=start + int(duration_s * S),
+        start_unix_ns=start,
+        chunk_count=tokens,
+        chunk_offsets_ns=offsets,
+        response_chars=tokens * 4,
+        ok=True,
+        eval_count=tokens,
+        eval_duration_ns=int((duration_s - 0.5) * S),
+        load_duration_ns=10_000_000,
+        prompt_eval_duration_ns=100_000_000,
+        server_simulated=True,
+    )
+
+
+def _agent(role: str, start_s: float, call_s: float, tokens: int, run_id: str) -> list[Any]:
+    common = {"run_id": run_id, "language": "rust", "runtime": "tokio"}
+    calls = [
+        _call(role, 1, start_s, call_s, tokens, **common),
+        _call(role, 2, start_s + call_s, call_s, tokens, **common),
+    ]
+    run = AgentRunRecord(
+        **common,
+        role=role,
+        base_url="http://127.0.0.1:11434",
+        model="gemma3:latest",
+        options=OPTS,
+        files_ingested=101,
+        corpus_sha256=None,
+        start_ns=int(start_s * S),
+        end_ns=int((start_s + 2 * call_s) * S),
+        ingest_duration_ns=1000,
+        calls_ok=2,
+        calls_failed=0,
+        ok=True,
+    )
+    return [*calls, run]
+
+
+def _result(run: Run) -> RunResult:
+    return RunResult(
+        run=run,
+        status="ok",
+        attempts=1,
+        started_at="2025-01-01T00:00:00Z",
+        ended_at="2025-01-01T00:01:00Z",
+        duration_s=60.0,
+    )
+
+
+def _make_artifacts(root: Path, *, simulated: bool, provenance: bool) -> None:
+    art = ArtifactDir(root)
+    sides = [
+        AgentPlan(role="collector", server_index=0, options=OPTS),
+        AgentPlan(role="insight", server_index=1, options=OPTS),
+    ]
+    common = dict(
+        report="tr115",
+        config_id="homo_80_512",
+        scenario="chimera_homo",
+        model="gemma3:latest",
+        language="rust",
+        runtime="tokio",
+    )
+    for rep, (a_s, b_s) in enumerate(((10.0, 9.5), (10.0, 10.0), (11.0, 9.0)), 1):
+        run = Run(run_id=f"p{rep}", kind="protocol", repetition=rep, agents=sides, **common)
+        records = _agent("collector", 100.0, a_s, 40, run.run_id) + _agent("insight", 100.0, b_s, 40, run.run_id)
+        multi = MultiRunRecord(
+            run_id=run.run_id,
+            language="rust",
+            runtime="tokio",
+            scenario="chimera_homo",
+            collector_url="u",
+            insight_url="v",
+            start_ns=100 * S,
+            end_ns=int((100 + 2 * max(a_s, b_s)) * S),
+            ok=True,
+        )
+        art.save_run(_result(run), [*records, multi])
+    for side, plan, role in (("a", sides[0], "collector"), ("b", sides[1], "insight")):
+        run = Run(run_id=f"iso{side}", kind="isolated", repetition=1, agents=[plan], isolated_side=side, **common)
+        art.save_run(_result(run), _agent(role, 0.0, 5.0, 40, run.run_id))
+    art.write_json(
+        "sweep.json",
+        Sweep(
+            artifact_id=root.name,
+            report="tr115",
+            backend="sim" if simulated else "ollama",
+            simulated=simulated,
+            time_scale=1.0,
+            kit_version="0.1.0",
+            spec_sha256="0" * 64,
+            command=["invoke", "reproduce"],
+            started_at="2025-01-01T00:00:00Z",
+            planned_runs=5,
+        ),
+    )
+    if provenance:
+        art.write_json(
+            "provenance.json", {"schema_version": 1, "gpu": {"name": "NVIDIA H100", "memory_bandwidth_gbps": 3350.0}}
+        )
+
+
+def test_load_artifacts_true_efficiency_and_timeline(tmp_path: Path) -> None:
+    _make_artifacts(tmp_path / "a1", simulated=True, provenance=False)
+    kit = analysis.load_artifacts(tmp_path / "a1")
+    multi = kit.frame[kit.frame["level"] == "multi"].sort_values("run_index")
+    assert list(multi["efficiency_pct"].round(4)) == [pytest.approx(97.5), 100.0, pytest.approx(90.9091, abs=1e-3)]
+    # isolated 10 s each side: (10 + 10) / (2 · 20) = 50 %: the agents did not overlap usefully
+    assert multi["true_efficiency_pct"].iloc[1] == pytest.approx(50.0)
+    assert multi["aggregate_tps"].iloc[1] == pytest.approx(160 / 20)
+    assert set(kit.frame[kit.frame["level"] == "agent"]["run_kind"]) == {"protocol", "isolated"}
+    assert not kit.timeline.empty and set(kit.timeline["role"]) == {"collector", "insight"}
+    calls = kit.frame[kit.frame["level"] == "call"]
+    assert (calls["token_gap"] == 0).all()
+    assert kit.simulated
+
+
+def test_build_report_writes_everything(tmp_path: Path) -> None:
+    root = tmp_path / "art"
+    _make_artifacts(root, simulated=True, provenance=True)
+    result = build_report(root, _spec(), model_bytes=2.49e9)
+    md = result.markdown.read_text(encoding="utf-8")
+    page = result.html.read_text(encoding="utf-8")
+    assert md.index("## Verdicts") < md.index("## Method") < md.index("## Environment") < md.index("## Figures")
+    assert "SIMULATED" in md and 'class="banner"' in page
+    assert "data:image/png;base64," in page and "<img" in page
+    assert "NVIDIA H100" in md and "Roofline: 3350 GB/s" in md
+    doc = json.loads(result.verdicts_json.read_text(encoding="utf-8"))
+    assert doc["schema_version"] == 1 and doc["simulated"] is True
+    by_id = {v["claim_id"]: v for v in doc["verdicts"]}
+    assert by_id["eff"]["rehearsal"] and by_id["eff"]["n"] == 3  # runtime filter matched the original label
+    assert by_id["tps"]["verdict"] == "not_comparable"  # hardware-bound on an H100
+    assert by_id["true"]["verdict"] == "not_reproduced"
+    drawn = [f for f in result.figures if f.drawn]
+    assert {f.name for f in drawn} >= {"claims", "efficiency_per_config", "aggregate_vs_isolated", "timeline"}
+    for fig in drawn:
+        assert fig.png is not None and fig.svg is not None and fig.svg.stat().st_size > 0
+        image = imread(fig.png)
+        assert image.shape[:2] == (int(plots.HEIGHT_IN * plots.DPI), int(plots.WIDTH_IN * plots.DPI))
+        assert image.std() > 0  # not a blank canvas
+    assert json.loads((root / "report" / "summary.json").read_text())["schema_version"] == 1
+
+
+def test_report_is_rebuilt_identically(tmp_path: Path) -> None:
+    root = tmp_path / "art"
+    _make_artifacts(root, simulated=False, provenance=False)
+    first = build_report(root, _spec(), tmp_path / "r1")
+    second = build_report(root, _spec(), tmp_path / "r2")
+    assert first.markdown.read_bytes() == second.markdown.read_bytes()
+    assert first.html.read_bytes() == second.html.read_bytes()
+    text = first.markdown.read_text(encoding="utf-8")
+    assert "SIMULATED" not in text and "No provenance.json" in text and "Roofline: not available" in text
+
+
+def test_report_from_imported_records_skips_timeline(tmp_path: Path) -> None:
+    from tests.unit.test_analysis_golden import find_reference_data
+
+    data = find_reference_data()
+    if data is None:
+        pytest.skip("shared/reference/data not found beside or inside the repository")
+    result = build_report_from_import(data / "tr115v2_runtimes.csv", _spec(), tmp_path / "imp")
+    notes = {f.name: f.note for f in result.figures}
+    assert notes["timeline"] and "not drawn" in notes["timeline"]
+    assert notes["aggregate_vs_isolated"] and "not drawn" in notes["aggregate_vs_isolated"]
+    verdicts = {v.claim_id: v for v in result.verdicts}
+    assert verdicts["eff"].verdict == "reproduced" and verdicts["eff"].n == 30
+    assert verdicts["tps"].verdict != "not_comparable"  # the originals' records come from the originals' GPU
