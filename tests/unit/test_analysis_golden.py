@@ -59,7 +59,7 @@ def test_tr115_per_runtime_mean_sigma_peak_min(tr115: pd.DataFrame) -> None:
     for runtime, (mean, std, peak, low) in PUBLISHED_TR115.items():
         row = table.loc[runtime]
         assert row["n"] == 30
-        got = tuple(round(float(row[k]), 2)  # type: ignore[arg-type] for k in ("mean", "std", "max", "min"))
+        got = tuple(round(float(row[k]), 2) for k in ("mean", "std", "max", "min"))  # type: ignore[arg-type]
         assert got == (mean, std, peak, low), runtime
     assert round(float(table.loc["async-std", "mean"]), 2) == 50.00  # type: ignore[arg-type]
 
