@@ -103,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--no-isolated", action="store_true", help="skip the isolated baselines (no true efficiency)")
     rep.add_argument("--interleave-seed", type=int, default=None, help="shuffle the runs reproducibly")
 
+    analyze = verbs.add_parser("analyze", help="recompute a report's published figures from original records")
+    analyze.add_argument("--import", dest="import_csv", type=Path, required=True, help="originals' per-run CSV")
+    analyze.add_argument("--report", required=True, help="trNNN: the spec whose claims are judged")
+    analyze.add_argument("--out", type=Path, default=None, help="also write a full report to this folder")
+
+    report = verbs.add_parser("report", help="rebuild report.md/report.html and figures from an artifact folder")
+    report.add_argument("dir", type=Path)
+    report.add_argument("--model-bytes", type=float, default=None, help="for the bandwidth roofline")
+
     corpus = verbs.add_parser("corpus", help="check (default) or rewrite the committed corpus")
     corpus.add_argument("--write", action="store_true")
     corpus.add_argument("--dir", type=Path, default=Path("experiments/corpus"))
@@ -233,6 +242,31 @@ def _specs(settings: Settings) -> int:
     return EXIT_OK
 
 
+def _analyze(args: argparse.Namespace, settings: Settings) -> int:
+    from harness.analysis import format_summary, import_and_summarize
+    from harness.report import build_report_from_import
+    from harness.spec import load_spec, spec_path
+
+    spec = load_spec(spec_path(settings.experiments_dir, args.report))
+    if not args.import_csv.is_file():
+        raise BadInputError(f"no such file: {args.import_csv}", hint="pass one of shared/reference/data/*.csv")
+    print(format_summary(import_and_summarize(args.import_csv, spec.id, spec=spec)))
+    if args.out is not None:
+        result = build_report_from_import(args.import_csv, spec, args.out)
+        print(f"report written to {result.markdown}")
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from harness.report import build_report
+
+    if not (args.dir / "sweep.json").is_file():
+        raise BadInputError(f"{args.dir} is not an artifact folder (no sweep.json)", hint="pass artifacts/<id>")
+    result = build_report(args.dir, model_bytes=args.model_bytes)
+    print(f"report written to {result.markdown}")
+    return EXIT_OK
+
+
 def _corpus(args: argparse.Namespace) -> int:
     from harness import corpus
 
@@ -329,6 +363,10 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
         results = asyncio.run(run_sweep(out, spec, plan, executor, retries=settings.retries_per_run, progress=progress))
     done = len(out.completed_run_ids())
     console.print(f"{done}/{len(plan.runs)} runs complete in {out.root} ({len(results)} this time, {failures} failed)")
+    from harness.report import build_report
+
+    report = build_report(out.root, spec)
+    console.print(f"report: {report.markdown}")
     return EXIT_OK if failures == 0 else EXIT_RUN_FAILURE
 
 
@@ -342,6 +380,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _plan(args, settings)
         if args.verb == "reproduce":
             return _reproduce(args, settings, list(argv) if argv is not None else sys.argv[1:])
+        if args.verb == "analyze":
+            return _analyze(args, settings)
+        if args.verb == "report":
+            return _report(args)
         if args.verb == "specs":
             return _specs(settings)
         if args.verb == "corpus":

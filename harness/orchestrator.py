@@ -11,7 +11,6 @@ without Docker. The container executor (one compose stack per run) plugs in behi
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import hashlib
@@ -64,7 +63,7 @@ class LocalSimExecutor:
     workload: Workload
     seed: int
     time_scale: float
-    timeouts: Timeouts = Timeouts()
+    timeouts: Timeouts = field(default_factory=Timeouts)
     backend: str = "sim"
 
     def check(self, plan: Plan) -> None:
