@@ -117,9 +117,7 @@ class OllamaClient:
     ) -> CallObservation:
         """``/api/generate``; server and transport errors are recorded on the observation, never raised."""
         body = request_body(model, prompt=prompt, stream=stream, options=options, keep_alive=keep_alive)
-        return await self._observe(
-            "/api/generate", body, stream, text_of=lambda c: str(c.get("response") or "")
-        )
+        return await self._observe("/api/generate", body, stream, text_of=lambda c: str(c.get("response") or ""))
 
     async def chat(
         self,
@@ -214,9 +212,7 @@ class OllamaClient:
     async def pull(self, model: str) -> AsyncIterator[dict[str, Any]]:
         """Pull a model, yielding Ollama's progress objects; raises on an ``error`` object or HTTP failure."""
         try:
-            async with self._http.stream(
-                "POST", "/api/pull", json={"model": model, "stream": True}
-            ) as response:
+            async with self._http.stream("POST", "/api/pull", json={"model": model, "stream": True}) as response:
                 if response.status_code != 200:
                     detail = (await response.aread()).decode("utf-8", "replace")
                     raise OllamaError(

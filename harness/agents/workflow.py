@@ -84,9 +84,7 @@ def process_start_monotonic_ns() -> int | None:
         start_ticks = int(fields[19])
     except (OSError, IndexError, ValueError):
         return None
-    age_ns = time.clock_gettime_ns(time.CLOCK_BOOTTIME) - start_ticks * 1_000_000_000 // os.sysconf(
-        "SC_CLK_TCK"
-    )
+    age_ns = time.clock_gettime_ns(time.CLOCK_BOOTTIME) - start_ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
     return time.monotonic_ns() - age_ns
 
 
@@ -175,9 +173,7 @@ async def run_agent(
     error: str | None = None
     analysis_text = ""
     for call_index, (stage, template) in enumerate(steps, 1):
-        prompt = (
-            corpus.render(template, {**values, "analysis": analysis_text}) if stage == "report" else template
-        )
+        prompt = corpus.render(template, {**values, "analysis": analysis_text}) if stage == "report" else template
         if first_request_ns is None:
             first_request_ns = time.monotonic_ns()
         obs = await client.generate(workload.model, prompt, options=options, stream=workload.streaming)
@@ -204,9 +200,7 @@ async def run_agent(
     end_ns = time.monotonic_ns()
 
     startup = (
-        first_request_ns - process_start_ns
-        if process_start_ns is not None and first_request_ns is not None
-        else None
+        first_request_ns - process_start_ns if process_start_ns is not None and first_request_ns is not None else None
     )
     record = AgentRunRecord(
         run_id=who.run_id,

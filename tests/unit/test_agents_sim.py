@@ -128,9 +128,7 @@ async def test_failed_call_is_recorded_not_dropped() -> None:
     async with _sim() as server:
         server.queue_faults([Fault(kind="error500", probability=1.0)])
         sink: list = []
-        runs = await run_single(
-            server.base_url, _workload(), [SingleAgent("baseline", None)], sink=sink.append
-        )
+        runs = await run_single(server.base_url, _workload(), [SingleAgent("baseline", None)], sink=sink.append)
     calls = [r for r in sink if isinstance(r, CallRecord)]
     assert not runs[0].ok and runs[0].calls_failed == 1 and "analysis call failed" in (runs[0].error or "")
     assert len(calls) == 1 and not calls[0].ok and calls[0].http_status == 500

@@ -58,11 +58,7 @@ def test_call_figures() -> None:
 
 def test_call_without_text_has_no_ttft_or_rate() -> None:
     call = _call(first=None, ok=False)
-    assert (
-        metrics.ttft_ms(call) is None
-        and metrics.server_tps(call) is None
-        and metrics.client_tps(call) is None
-    )
+    assert metrics.ttft_ms(call) is None and metrics.server_tps(call) is None and metrics.client_tps(call) is None
 
 
 def test_originals_efficiency_as_the_reports_computed_it() -> None:

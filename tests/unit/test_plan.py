@@ -53,9 +53,7 @@ def test_multi_agent_scenario_mapping() -> None:
     }
     assert hetero.agents[0].options != hetero.agents[1].options
     assert homo.agents[0].options == homo.agents[1].options
-    assert [a.server_index for a in bvc.agents] == [0, 1], (
-        "dual topology: A on the first server, B on the second"
-    )
+    assert [a.server_index for a in bvc.agents] == [0, 1], "dual topology: A on the first server, B on the second"
 
 
 def test_single_topology_sends_both_agents_to_one_server() -> None:

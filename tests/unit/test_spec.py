@@ -94,9 +94,7 @@ def test_homo_config_with_different_sides_is_rejected() -> None:
 
 def test_unknown_schema_version_says_what_to_do(tmp_path: Path) -> None:
     path = tmp_path / "tr114.toml"
-    path.write_text(
-        (EXPERIMENTS / "tr114.toml").read_text().replace("schema_version = 1", "schema_version = 9")
-    )
+    path.write_text((EXPERIMENTS / "tr114.toml").read_text().replace("schema_version = 1", "schema_version = 9"))
     with pytest.raises(SpecError, match="schema_version 9 is not supported"):
         load_spec(path)
 
