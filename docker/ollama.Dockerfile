@@ -1,0 +1,23 @@
+# The real Ollama server: upstream ollama/ollama (by digest when docker/images.lock.json has one) plus a fixed
+# non-root user and a healthcheck. Needs an image registry; without one harness.images skips it with a reason.
+ARG BASE_IMAGE=ollama/ollama:0.12.10
+FROM ${BASE_IMAGE}
+ARG KIT_VERSION=0.0.0
+RUN echo 'ollama:x:10001:10001:ollama:/home/ollama:/usr/sbin/nologin' >> /etc/passwd \
+ && echo 'ollama:x:10001:' >> /etc/group \
+ && mkdir -p /home/ollama /models \
+ && chown 10001:10001 /home/ollama /models
+# Explicit server settings (Ollama 0.12.10 defaults, as the reports' server logs show); compose pins them again.
+ENV HOME=/home/ollama \
+    OLLAMA_HOST=0.0.0.0:11434 \
+    OLLAMA_MODELS=/models \
+    OLLAMA_NUM_PARALLEL=1 \
+    OLLAMA_KEEP_ALIVE=5m \
+    OLLAMA_CONTEXT_LENGTH=4096 \
+    OLLAMA_FLASH_ATTENTION=false
+USER 10001:10001
+EXPOSE 11434
+# `ollama list` is a client call to the local server: healthy means the API answers, not only that it runs.
+HEALTHCHECK --interval=2s --timeout=5s --start-period=10s --retries=30 CMD ["ollama", "list"]
+ENTRYPOINT ["/bin/ollama"]
+CMD ["serve"]
