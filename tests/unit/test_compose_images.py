@@ -1,0 +1,91 @@
+"""Image pins, the lock and the build plan (harness.images) without building anything."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.errors import BadInputError
+from harness.images import (
+    NO_REGISTRY_REASON,
+    ImageLock,
+    LockedImage,
+    RegistryProbe,
+    _manylinux_tags,
+    _split_reference,
+    load_pins,
+    plan_build,
+    read_lock,
+    resolve_pins,
+)
+
+
+def test_pins_name_every_base_and_the_ollama_version() -> None:
+    pins = load_pins()
+    assert pins.ollama_version == "0.12.10"
+    assert pins.model == "gemma3:latest"
+    assert pins.images["ollama"].reference == "ollama/ollama:0.12.10"
+    assert {"ollama", "cuda_runtime", "debian_slim", "rust_builder"} <= set(pins.images)
+    assert pins.debian.suite == "bookworm" and "python3.11" in pins.debian.packages
+    assert pins.debian.tag.startswith("chimeraforge/base:bookworm-")
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected"),
+    [
+        ("debian:bookworm-slim", ("registry-1.docker.io", "library/debian", "bookworm-slim")),
+        ("ollama/ollama:0.12.10", ("registry-1.docker.io", "ollama/ollama", "0.12.10")),
+        ("ghcr.io/a/b:1", ("ghcr.io", "a/b", "1")),
+        ("localhost:5000/x", ("localhost:5000", "x", "latest")),
+    ],
+)
+def test_split_reference(ref: str, expected: tuple[str, str, str]) -> None:
+    assert _split_reference(ref) == expected
+
+
+def test_lock_records_unanswered_lookups_without_a_digest(tmp_path: Path) -> None:
+    pins = load_pins()
+    lock_path = tmp_path / "images.lock.json"
+    lock = resolve_pins(pins, client=None, lock_path=lock_path, timeout_s=3.0)
+    doc = json.loads(lock_path.read_text())
+    assert doc["schema_version"] == 1
+    for entry in doc["images"].values():
+        # whatever the network here: a digest only ever comes from a registry's answer
+        assert (entry["digest"] is None and entry["reason"] == NO_REGISTRY_REASON) or entry["digest"].startswith(
+            "sha256:"
+        )
+    assert read_lock(lock_path) == lock
+
+
+def test_read_lock_refuses_unknown_schema(tmp_path: Path) -> None:
+    path = tmp_path / "lock.json"
+    path.write_text(json.dumps({"schema_version": 99, "images": {}}))
+    with pytest.raises(BadInputError, match="schema_version"):
+        read_lock(path)
+
+
+def test_offline_plan_skips_ollama_with_a_reason() -> None:
+    pins = load_pins()
+    plan = plan_build(pins, None, registry=RegistryProbe(False, "no registry answered for debian"))
+    assert plan.offline
+    harness, ollama = plan.images
+    assert harness.base_image == pins.debian.tag and harness.skip_reason is None
+    assert ollama.skip_reason is not None and "--backend sim" in ollama.skip_reason
+    assert plan.describe()[0].startswith("offline build")
+
+
+def test_online_plan_uses_the_locked_digest() -> None:
+    pins = load_pins()
+    digest = "sha256:" + "0" * 64  # a test value standing for a registry's answer
+    lock = ImageLock(1, pins.sha256, {"ollama": LockedImage("ollama/ollama:0.12.10", digest)})
+    plan = plan_build(pins, lock, registry=RegistryProbe(True, "answered"))
+    assert plan.images[1].base_image == f"ollama/ollama:0.12.10@{digest}"
+    assert plan.images[1].skip_reason is None
+
+
+def test_manylinux_tags_cover_older_glibc() -> None:
+    tags = _manylinux_tags((2, 36), "x86_64")
+    assert tags[0] == "manylinux_2_36_x86_64"
+    assert {"manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"} <= set(tags)
