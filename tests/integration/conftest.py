@@ -1,0 +1,70 @@
+"""Docker fixtures for the integration tests: the real engine, the offline base and the harness image.
+
+Built once per session and kept (both are cached by content: a second session reuses them in seconds).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+import docker
+from harness.images import CONTEXT_DIR, REPO_ROOT, build_harness_image, build_wheelhouse, ensure_base_image, load_pins
+from harness.stack import LABEL_KIT, connect
+
+KIT_VERSION = "0.1.0"
+TEST_MODEL_VOLUME = "cfk-test-models"
+
+
+@dataclass(frozen=True)
+class KitImages:
+    base_tag: str
+    harness_tag: str
+    timings_s: dict[str, float]
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    client = connect()
+    yield client
+    # leave no test volume behind (the kit's real model volume is never touched by the tests)
+    with contextlib.suppress(docker.errors.NotFound):
+        client.volumes.get(TEST_MODEL_VOLUME).remove(force=True)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def kit_images(docker_client: docker.DockerClient) -> KitImages:
+    pins = load_pins()
+    t0 = time.monotonic()
+    base = ensure_base_image(docker_client, pins, kit_version=KIT_VERSION)
+    t1 = time.monotonic()
+    wheels = build_wheelhouse(REPO_ROOT / "requirements.lock", CONTEXT_DIR / "wheels", python_exe=sys.executable)
+    t2 = time.monotonic()
+    harness = build_harness_image(
+        docker_client, base_tag=base.tag, wheelhouse=wheels.directory, kit_version=KIT_VERSION
+    )
+    t3 = time.monotonic()
+    assert harness.tag is not None
+    return KitImages(base.tag, harness.tag, {"base_s": t1 - t0, "wheelhouse_s": t2 - t1, "harness_image_s": t3 - t2})
+
+
+@pytest.fixture
+def stack_vars(kit_images: KitImages) -> dict[str, str]:
+    """Interpolation values for the kit's compose files in the tests."""
+    return {"HARNESS_IMAGE": kit_images.harness_tag, "OLLAMA_MODEL_VOLUME": TEST_MODEL_VOLUME}
+
+
+def kit_leftovers(client: docker.DockerClient, label: str) -> list[str]:
+    """Names of containers and networks that carry ``label``."""
+    containers = [f"container {c.name}" for c in client.containers.list(all=True, filters={"label": label})]
+    networks = [f"network {n.name}" for n in client.networks.list(filters={"label": label})]
+    return containers + networks
+
+
+__all__ = ["LABEL_KIT", "KitImages", "kit_leftovers"]
