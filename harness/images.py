@@ -37,11 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import docker
 import docker.errors
 import requests.exceptions
 from docker.models.images import Image
 
-import docker
 from harness.errors import BadInputError, DockerError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

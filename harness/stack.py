@@ -28,13 +28,13 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Literal
 
+import docker
 import docker.errors
 import docker.types
 import requests.exceptions
 import yaml
 from docker.models.containers import Container
 
-import docker
 from harness.errors import BadInputError, DockerError
 from harness.settings import OllamaServerSettings
 

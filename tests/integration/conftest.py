@@ -11,9 +11,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import docker
 import pytest
 
-import docker
 from harness.images import CONTEXT_DIR, REPO_ROOT, build_harness_image, build_wheelhouse, ensure_base_image, load_pins
 from harness.stack import LABEL_KIT, connect
 

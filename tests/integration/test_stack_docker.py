@@ -12,9 +12,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import docker
 import pytest
 
-import docker
 from harness.errors import DockerError
 from harness.stack import (
     LABEL_KIT,
