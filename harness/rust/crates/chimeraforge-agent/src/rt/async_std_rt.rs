@@ -1,0 +1,93 @@
+//! async-std: `task::block_on` with the agents as `task::spawn` tasks, `async_std::net` TCP and the kit's
+//! HTTP/1.1 client. `async-std-mutex` reproduces the original's coordinator, which held a lock across each
+//! whole agent run, so the two agents ran one after the other (the published 50.00 %).
+
+use std::sync::Arc;
+
+use async_std::sync::Mutex;
+use chimeraforge_core::clock::{monotonic_ns, process_start_monotonic_ns};
+use chimeraforge_core::error::AgentError;
+use chimeraforge_core::records::{AgentRunRecord, MultiRunRecord, Role};
+use chimeraforge_core::runner::{multi_record, run_single};
+use chimeraforge_core::transport::Transport;
+
+use super::net::{Connector, NetTransport};
+use super::{agent_task, MultiJob, SingleJob, CONNECT_TIMEOUT};
+
+pub struct AsyncStdConnector;
+
+impl Connector for AsyncStdConnector {
+    type Stream = async_std::net::TcpStream;
+
+    async fn connect(&self, authority: String) -> std::io::Result<Self::Stream> {
+        async_std::io::timeout(
+            CONNECT_TIMEOUT,
+            async_std::net::TcpStream::connect(authority.as_str()),
+        )
+        .await
+    }
+}
+
+fn transport(url: &str) -> Result<NetTransport<AsyncStdConnector>, AgentError> {
+    NetTransport::new(AsyncStdConnector, url, 0).map_err(|e| AgentError::BadInput(e.to_string()))
+}
+
+pub fn single(job: &SingleJob) -> Result<Vec<AgentRunRecord>, AgentError> {
+    let transport = transport(&job.base_url)?;
+    async_std::task::block_on(run_single(
+        &transport,
+        &job.workload,
+        &job.agents,
+        &job.plan,
+        async_std::task::sleep,
+        &*job.sink,
+    ))
+}
+
+pub fn multi(job: MultiJob, coordinator_lock: bool) -> Result<MultiRunRecord, AgentError> {
+    async_std::task::block_on(async move {
+        let process_start = process_start_monotonic_ns();
+        let a = Arc::new(transport(&job.plan.collector_url)?);
+        let b = Arc::new(transport(&job.plan.insight_url)?);
+        let lock = Arc::new(Mutex::new(()));
+        let spawn = |t: Arc<NetTransport<AsyncStdConnector>>, role: Role| {
+            let options = match role {
+                Role::Collector => job.plan.collector_options.clone(),
+                _ => job.plan.insight_options.clone(),
+            };
+            let run = agent_task(
+                t,
+                job.workload.clone(),
+                job.plan.identity(role),
+                options,
+                process_start,
+                job.sink.clone(),
+            );
+            let lock = lock.clone();
+            async_std::task::spawn(async move {
+                // The flaw, kept on purpose for the diagnostic: the guard lives across the whole run.
+                let _guard = if coordinator_lock {
+                    Some(lock.lock().await)
+                } else {
+                    None
+                };
+                run.await
+            })
+        };
+        let start_ns = monotonic_ns();
+        let ta = spawn(a.clone(), Role::Collector);
+        let tb = spawn(b.clone(), Role::Insight);
+        let ra = Ok(ta.await);
+        let rb = Ok(tb.await);
+        let end_ns = monotonic_ns();
+        Ok(multi_record(
+            &job.plan,
+            a.base_url(),
+            b.base_url(),
+            start_ns,
+            end_ns,
+            [&ra, &rb],
+            &*job.sink,
+        ))
+    })
+}

@@ -1,0 +1,232 @@
+//! tokio: a multi-thread runtime with the agents as `tokio::spawn` tasks, or (`tokio-local`) a
+//! current-thread runtime with a `LocalSet` and `spawn_local`. HTTP via reqwest (plain HTTP, no TLS).
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chimeraforge_core::clock::{monotonic_ns, process_start_monotonic_ns};
+use chimeraforge_core::error::{AgentError, TransportError};
+use chimeraforge_core::records::{AgentRunRecord, MultiRunRecord, Role};
+use chimeraforge_core::runner::{multi_record, run_single};
+use chimeraforge_core::transport::{Head, Line, LineSource, LineSplitter, Transport};
+use futures_lite::{Stream, StreamExt};
+
+use super::{agent_task, MultiJob, SingleJob, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
+
+type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+
+/// reqwest bound to one server.
+pub struct ReqwestTransport {
+    client: reqwest::Client,
+    base_url: String,
+}
+
+impl ReqwestTransport {
+    pub fn new(base_url: &str) -> Result<Self, AgentError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|e| AgentError::Setup(format!("cannot build the HTTP client: {e}")))?;
+        Ok(ReqwestTransport {
+            client,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        })
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn transport_error(e: reqwest::Error) -> TransportError {
+    if e.is_timeout() {
+        TransportError::Timeout(describe(&e))
+    } else if e.is_connect() {
+        TransportError::Connect(describe(&e))
+    } else {
+        TransportError::Io(describe(&e))
+    }
+}
+
+/// A streaming body split into lines as chunks arrive.
+pub struct ReqwestLines {
+    stream: ByteStream,
+    splitter: LineSplitter,
+    ended: bool,
+}
+
+impl LineSource for ReqwestLines {
+    async fn next_line(&mut self) -> Result<Option<Line>, TransportError> {
+        loop {
+            if let Some(line) = self.splitter.pop() {
+                return Ok(Some(line));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            let next = self.stream.next().await;
+            let now = monotonic_ns();
+            match next {
+                Some(Ok(bytes)) => self.splitter.push(&bytes, now),
+                Some(Err(e)) => return Err(transport_error(e)),
+                None => {
+                    self.ended = true;
+                    self.splitter.finish(now);
+                }
+            }
+        }
+    }
+}
+
+impl Transport for ReqwestTransport {
+    type Lines = ReqwestLines;
+
+    fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(Head, ReqwestLines), TransportError> {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base_url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let head = Head {
+            status: response.status().as_u16(),
+            simulated: response
+                .headers()
+                .get("x-chimeraforge-simulated")
+                .is_some_and(|v| v.as_bytes() == b"1"),
+        };
+        Ok((
+            head,
+            ReqwestLines {
+                stream: Box::pin(response.bytes_stream()),
+                splitter: LineSplitter::new(0),
+                ended: false,
+            },
+        ))
+    }
+}
+
+fn runtime(local: bool) -> Result<tokio::runtime::Runtime, AgentError> {
+    let mut builder = if local {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder
+        .enable_all()
+        .build()
+        .map_err(|e| AgentError::Setup(format!("cannot start the tokio runtime: {e}")))
+}
+
+pub fn single(job: &SingleJob, local: bool) -> Result<Vec<AgentRunRecord>, AgentError> {
+    let rt = runtime(local)?;
+    let transport = ReqwestTransport::new(&job.base_url)?;
+    let run = run_single(
+        &transport,
+        &job.workload,
+        &job.agents,
+        &job.plan,
+        tokio::time::sleep,
+        &*job.sink,
+    );
+    if local {
+        tokio::task::LocalSet::new().block_on(&rt, run)
+    } else {
+        rt.block_on(run)
+    }
+}
+
+pub fn multi(job: MultiJob) -> Result<MultiRunRecord, AgentError> {
+    let rt = runtime(false)?;
+    rt.block_on(async move {
+        let process_start = process_start_monotonic_ns();
+        let a = Arc::new(ReqwestTransport::new(&job.plan.collector_url)?);
+        let b = Arc::new(ReqwestTransport::new(&job.plan.insight_url)?);
+        let start_ns = monotonic_ns();
+        let ta = tokio::spawn(agent_task(
+            a.clone(),
+            job.workload.clone(),
+            job.plan.identity(Role::Collector),
+            job.plan.collector_options.clone(),
+            process_start,
+            job.sink.clone(),
+        ));
+        let tb = tokio::spawn(agent_task(
+            b.clone(),
+            job.workload.clone(),
+            job.plan.identity(Role::Insight),
+            job.plan.insight_options.clone(),
+            process_start,
+            job.sink.clone(),
+        ));
+        let ra = ta.await.map_err(|e| e.to_string());
+        let rb = tb.await.map_err(|e| e.to_string());
+        let end_ns = monotonic_ns();
+        Ok(multi_record(
+            &job.plan,
+            a.base_url(),
+            b.base_url(),
+            start_ns,
+            end_ns,
+            [&ra, &rb],
+            &*job.sink,
+        ))
+    })
+}
+
+pub fn multi_local(job: MultiJob) -> Result<MultiRunRecord, AgentError> {
+    let rt = runtime(true)?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let process_start = process_start_monotonic_ns();
+        let a = Arc::new(ReqwestTransport::new(&job.plan.collector_url)?);
+        let b = Arc::new(ReqwestTransport::new(&job.plan.insight_url)?);
+        let start_ns = monotonic_ns();
+        let ta = tokio::task::spawn_local(agent_task(
+            a.clone(),
+            job.workload.clone(),
+            job.plan.identity(Role::Collector),
+            job.plan.collector_options.clone(),
+            process_start,
+            job.sink.clone(),
+        ));
+        let tb = tokio::task::spawn_local(agent_task(
+            b.clone(),
+            job.workload.clone(),
+            job.plan.identity(Role::Insight),
+            job.plan.insight_options.clone(),
+            process_start,
+            job.sink.clone(),
+        ));
+        let ra = ta.await.map_err(|e| e.to_string());
+        let rb = tb.await.map_err(|e| e.to_string());
+        let end_ns = monotonic_ns();
+        Ok(multi_record(
+            &job.plan,
+            a.base_url(),
+            b.base_url(),
+            start_ns,
+            end_ns,
+            [&ra, &rb],
+            &*job.sink,
+        ))
+    })
+}

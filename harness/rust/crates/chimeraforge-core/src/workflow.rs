@@ -1,0 +1,414 @@
+//! One agent's workload, as `harness.agents.workflow`: ingest the corpus, call Ollama for an analysis,
+//! then for a report whose prompt embeds the analysis. Each call becomes a [`CallRecord`], the pass an
+//! [`AgentRunRecord`]; a failed call ends the pass but is still recorded.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::body::{request_body, sha256_hex, Options};
+use crate::clock::{monotonic_ns, peak_rss_bytes, unix_ns};
+use crate::corpus::{corpus_sha256, describe, read_corpus, render, summarize, CorpusFile};
+use crate::error::{AgentError, TransportError};
+use crate::records::{
+    AgentRunRecord, CallRecord, Language, Record, Role, Stage, RECORD_SCHEMA_VERSION,
+};
+use crate::transport::{read_all, LineSource, Transport};
+
+pub const GENERATE: &str = "/api/generate";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workflow {
+    SingleCall,
+    OneCall,
+    TwoCall,
+}
+
+/// What an agent does, identical for every agent of a run; loaded once per process.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub model: String,
+    pub workflow: Workflow,
+    pub streaming: bool,
+    pub analysis_template: String,
+    pub report_template: String,
+    pub single_prompt: String,
+    pub corpus_dir: Option<PathBuf>,
+}
+
+impl Workload {
+    /// Read the prompts (at run time, never embedded) and check the corpus folder.
+    pub fn load(
+        model: &str,
+        workflow: Workflow,
+        streaming: bool,
+        prompts_dir: &Path,
+        corpus_dir: Option<&Path>,
+    ) -> Result<Workload, AgentError> {
+        let read = |rel: &str| {
+            std::fs::read_to_string(prompts_dir.join(rel)).map_err(|e| {
+                AgentError::Setup(format!(
+                    "cannot read prompts in {}: {e} (pass --prompts experiments/prompts)",
+                    prompts_dir.display()
+                ))
+            })
+        };
+        let analysis_template = read("analysis.txt")?;
+        let report_template = read("report.txt")?;
+        let single_prompt = read("tr108/prompt1.txt")?;
+        if workflow != Workflow::SingleCall && !corpus_dir.is_some_and(Path::is_dir) {
+            return Err(AgentError::Setup(format!(
+                "corpus folder {} not found (pass --corpus experiments/corpus)",
+                corpus_dir.map_or("None".into(), |p| p.display().to_string())
+            )));
+        }
+        Ok(Workload {
+            model: model.to_owned(),
+            workflow,
+            streaming,
+            analysis_template,
+            report_template,
+            single_prompt,
+            corpus_dir: corpus_dir.map(Path::to_path_buf),
+        })
+    }
+}
+
+/// Who this agent is in the records.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub role: Role,
+    pub runtime: String,
+    pub run_id: Option<String>,
+}
+
+/// Where records go as they are made (a crash keeps completed calls).
+pub trait RecordSink: Send + Sync {
+    fn emit(&self, record: &Record);
+}
+
+/// A sink that drops everything.
+pub struct NoSink;
+
+impl RecordSink for NoSink {
+    fn emit(&self, _record: &Record) {}
+}
+
+/// What one generate call looked like from the client (`harness.ollama.CallObservation`).
+#[derive(Debug, Clone, Default)]
+pub struct CallObservation {
+    pub endpoint: String,
+    pub request_sha256: String,
+    pub start_ns: i64,
+    pub start_unix_ns: i64,
+    pub end_ns: i64,
+    pub first_chunk_ns: Option<i64>,
+    pub chunk_offsets_ns: Vec<i64>,
+    pub text: String,
+    pub final_chunk: Option<serde_json::Map<String, Value>>,
+    pub http_status: Option<u16>,
+    pub error: Option<String>,
+    pub simulated: bool,
+}
+
+impl CallObservation {
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// Python's `_error_text`: the `error` field of a JSON body, else the trimmed text (300 characters).
+fn error_text(detail: &str) -> String {
+    match serde_json::from_str::<Value>(detail) {
+        Ok(Value::Object(map)) => match map.get("error") {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => Value::Object(map).to_string(),
+        },
+        Ok(other) => other.to_string(),
+        Err(_) => detail.trim().chars().take(300).collect(),
+    }
+}
+
+async fn stream_body<L: LineSource>(
+    lines: &mut L,
+    obs: &mut CallObservation,
+    parts: &mut String,
+) -> Result<(), TransportError> {
+    while let Some(line) = lines.next_line().await? {
+        let now = line.arrival_ns;
+        if line.bytes.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let chunk = match serde_json::from_slice::<Value>(&line.bytes) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => {
+                obs.error = Some("malformed chunk: not a JSON object".into());
+                return Ok(());
+            }
+            Err(e) => {
+                obs.error = Some(format!("malformed chunk: {e}"));
+                return Ok(());
+            }
+        };
+        if let Some(err) = chunk.get("error") {
+            let msg = err.as_str().map_or_else(|| err.to_string(), str::to_owned);
+            obs.error = Some(format!("server error mid-stream: {msg}"));
+            return Ok(());
+        }
+        if let Some(text) = chunk
+            .get("response")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
+            if obs.first_chunk_ns.is_none() {
+                obs.first_chunk_ns = Some(now);
+            }
+            obs.chunk_offsets_ns.push(now - obs.start_ns);
+            parts.push_str(text);
+        }
+        let done = match chunk.get("done") {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::Null) | None => false,
+            Some(_) => true,
+        };
+        if done {
+            obs.final_chunk = Some(chunk);
+        }
+    }
+    if obs.final_chunk.is_none() {
+        obs.error = Some("stream ended without a final chunk (done=true)".into());
+    }
+    Ok(())
+}
+
+/// POST one generate body and observe it; failures are recorded on the observation, never returned.
+pub async fn observe<T: Transport>(transport: &T, body: Vec<u8>, stream: bool) -> CallObservation {
+    let mut obs = CallObservation {
+        endpoint: GENERATE.into(),
+        request_sha256: sha256_hex(&body),
+        start_unix_ns: unix_ns(),
+        ..CallObservation::default()
+    };
+    let mut parts = String::new();
+    obs.start_ns = monotonic_ns();
+    let result = async {
+        let (head, mut lines) = transport.post(GENERATE, body).await?;
+        obs.http_status = Some(head.status);
+        obs.simulated = head.simulated;
+        if head.status != 200 {
+            let detail = read_all(&mut lines).await.unwrap_or_default();
+            obs.error = Some(format!("HTTP {}: {}", head.status, error_text(&detail)));
+            return Ok(());
+        }
+        stream_body(&mut lines, &mut obs, &mut parts).await
+    }
+    .await;
+    if let Err(e) = result {
+        obs.error = Some(e.to_string());
+    }
+    obs.end_ns = monotonic_ns();
+    obs.text = parts;
+    if !stream && obs.ok() {
+        // One body: the "first chunk" is the whole answer, as a non-streaming client sees it.
+        let has_text = !obs.text.is_empty();
+        obs.chunk_offsets_ns = if has_text {
+            vec![obs.end_ns - obs.start_ns]
+        } else {
+            Vec::new()
+        };
+        obs.first_chunk_ns = has_text.then_some(obs.end_ns);
+    }
+    obs
+}
+
+fn int_field(chunk: &Option<serde_json::Map<String, Value>>, key: &str) -> Option<i64> {
+    chunk.as_ref()?.get(key)?.as_i64()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn call_record(
+    obs: &CallObservation,
+    who: &Identity,
+    index: u32,
+    call_index: u32,
+    stage: Stage,
+    base_url: &str,
+    model: &str,
+    options: Option<&Options>,
+    streaming: bool,
+) -> CallRecord {
+    let fin = &obs.final_chunk;
+    CallRecord {
+        schema_version: RECORD_SCHEMA_VERSION,
+        run_id: who.run_id.clone(),
+        role: who.role,
+        agent_run_index: index,
+        language: Language::Rust,
+        runtime: who.runtime.clone(),
+        call_index,
+        stage,
+        endpoint: obs.endpoint.clone(),
+        base_url: base_url.to_owned(),
+        model: model.to_owned(),
+        options: options.cloned(),
+        streaming,
+        request_sha256: obs.request_sha256.clone(),
+        start_ns: obs.start_ns,
+        first_chunk_ns: obs.first_chunk_ns,
+        end_ns: obs.end_ns,
+        start_unix_ns: obs.start_unix_ns,
+        chunk_count: obs.chunk_offsets_ns.len() as u64,
+        chunk_offsets_ns: obs.chunk_offsets_ns.clone(),
+        response_chars: obs.text.chars().count() as u64,
+        ok: obs.ok(),
+        error: obs.error.clone(),
+        http_status: obs.http_status,
+        done_reason: fin
+            .as_ref()
+            .and_then(|c| c.get("done_reason"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        total_duration_ns: int_field(fin, "total_duration"),
+        load_duration_ns: int_field(fin, "load_duration"),
+        prompt_eval_count: int_field(fin, "prompt_eval_count"),
+        prompt_eval_duration_ns: int_field(fin, "prompt_eval_duration"),
+        eval_count: int_field(fin, "eval_count"),
+        eval_duration_ns: int_field(fin, "eval_duration"),
+        server_simulated: obs.simulated,
+    }
+}
+
+/// Read the corpus: entries in path order and the corpus hash.
+pub fn ingest(dir: &Path) -> std::io::Result<(Vec<CorpusFile>, String)> {
+    let files = read_corpus(dir)?;
+    Ok((describe(&files), corpus_sha256(&files)))
+}
+
+/// One pass of the workflow; records go to `sink` as they are made.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_agent<T: Transport>(
+    transport: &T,
+    workload: &Workload,
+    who: &Identity,
+    options: Option<&Options>,
+    index: u32,
+    process_start_ns: Option<i64>,
+    sink: &dyn RecordSink,
+) -> AgentRunRecord {
+    let start_ns = monotonic_ns();
+    let mut entries = Vec::new();
+    let mut corpus_hash = None;
+    let mut error: Option<String> = None;
+    if workload.workflow != Workflow::SingleCall {
+        if let Some(dir) = &workload.corpus_dir {
+            match ingest(dir) {
+                Ok((e, h)) => {
+                    entries = e;
+                    corpus_hash = Some(h);
+                }
+                Err(e) => error = Some(format!("cannot read corpus {}: {e}", dir.display())),
+            }
+        }
+    }
+    let ingest_ns = monotonic_ns() - start_ns;
+    let values = summarize(&entries);
+
+    let steps: Vec<(Stage, &str)> = match workload.workflow {
+        Workflow::SingleCall => vec![(Stage::Single, workload.single_prompt.as_str())],
+        Workflow::OneCall => vec![(Stage::Analysis, workload.analysis_template.as_str())],
+        Workflow::TwoCall => vec![
+            (Stage::Analysis, workload.analysis_template.as_str()),
+            (Stage::Report, workload.report_template.as_str()),
+        ],
+    };
+
+    let mut analysis_ns = None;
+    let mut report_ns = None;
+    let (mut calls_ok, mut calls_failed) = (0u32, 0u32);
+    let mut first_request_ns = None;
+    let mut analysis_text = String::new();
+    let steps = if error.is_some() { Vec::new() } else { steps };
+    for (call_index, (stage, template)) in (1u32..).zip(steps) {
+        let prompt = match stage {
+            Stage::Single => template.to_owned(),
+            Stage::Analysis => render(template, &values),
+            Stage::Report => {
+                let mut with_analysis = values.clone();
+                with_analysis.push(("analysis".into(), std::mem::take(&mut analysis_text)));
+                render(template, &with_analysis)
+            }
+        };
+        let body = match request_body(
+            &workload.model,
+            Some(&prompt),
+            workload.streaming,
+            options,
+            None,
+        ) {
+            Ok(b) => b,
+            Err(e) => {
+                error = Some(format!("{} call failed: {e}", stage.as_str()));
+                calls_failed += 1;
+                break;
+            }
+        };
+        if first_request_ns.is_none() {
+            first_request_ns = Some(monotonic_ns());
+        }
+        let obs = observe(transport, body, workload.streaming).await;
+        let took = Some(obs.end_ns - obs.start_ns);
+        match stage {
+            Stage::Report => report_ns = took,
+            _ => analysis_ns = took,
+        }
+        sink.emit(&Record::Call(call_record(
+            &obs,
+            who,
+            index,
+            call_index,
+            stage,
+            transport.base_url(),
+            &workload.model,
+            options,
+            workload.streaming,
+        )));
+        if let Some(e) = &obs.error {
+            calls_failed += 1;
+            error = Some(format!("{} call failed: {e}", stage.as_str()));
+            break;
+        }
+        calls_ok += 1;
+        analysis_text = obs.text;
+    }
+    let end_ns = monotonic_ns();
+    let record = AgentRunRecord {
+        schema_version: RECORD_SCHEMA_VERSION,
+        run_id: who.run_id.clone(),
+        role: who.role,
+        agent_run_index: index,
+        language: Language::Rust,
+        runtime: who.runtime.clone(),
+        base_url: transport.base_url().to_owned(),
+        model: workload.model.clone(),
+        options: options.cloned(),
+        files_ingested: entries.len() as u64,
+        corpus_sha256: corpus_hash,
+        start_ns,
+        end_ns,
+        ingest_duration_ns: ingest_ns,
+        analysis_duration_ns: analysis_ns,
+        report_duration_ns: report_ns,
+        calls_ok,
+        calls_failed,
+        process_start_to_first_request_ns: match (process_start_ns, first_request_ns) {
+            (Some(p), Some(f)) => Some(f - p),
+            _ => None,
+        },
+        peak_rss_bytes: peak_rss_bytes(),
+        ok: error.is_none(),
+        error,
+    };
+    sink.emit(&Record::AgentRun(record.clone()));
+    record
+}
