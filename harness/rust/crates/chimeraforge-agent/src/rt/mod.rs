@@ -23,7 +23,7 @@ pub mod tokio_rt;
 
 /// Connect timeout of every transport (the Python agent's default).
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// Whole-request timeout where the HTTP stack has one (the Python agent's default).
+/// Per-read timeout where the HTTP stack has one (httpx's 600 s in the Python agent).
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// A single-agent run: agents one after the other against one server.

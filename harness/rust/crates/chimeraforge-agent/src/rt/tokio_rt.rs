@@ -25,7 +25,7 @@ impl ReqwestTransport {
     pub fn new(base_url: &str) -> Result<Self, AgentError> {
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
+            .read_timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| AgentError::Setup(format!("cannot build the HTTP client: {e}")))?;
         Ok(ReqwestTransport {
