@@ -72,6 +72,7 @@ def sim(c: Context, port: int = 11434, seed: int = 1234, time_scale: float = 1.0
         "configs": "regular expression over config ids",
         "time_scale": "simulator: multiply every delay (0.05 = 20x faster)",
         "out": "artifact folder (re-use it to resume)",
+        "executor": "docker (one compose stack per run, default) or local (in-process simulator, no Docker)",
     }
 )
 def reproduce(
@@ -82,6 +83,7 @@ def reproduce(
     configs: str = "",
     time_scale: float | None = None,
     out: str = "",
+    executor: str = "",
 ) -> None:
     """Run a report's protocol, one fresh set of servers per run, and write artifacts (resumable)."""
     c.run(
@@ -90,9 +92,35 @@ def reproduce(
         + _opt("--runs", runs)
         + _opt("--configs", configs)
         + _opt("--time-scale", time_scale)
-        + _opt("--out", out),
+        + _opt("--out", out)
+        + _opt("--executor", executor),
         pty=False,
     )
 
 
-ns = Collection(test, lock, specs, plan, corpus, sim, reproduce)
+@task
+def build(c: Context) -> None:
+    """Build the kit's images; with no registry it bootstraps a Debian base offline and says so."""
+    c.run(f"{PY} -m harness build", pty=False)
+
+
+@task
+def clean(c: Context) -> None:
+    """Remove every container, network and run volume labelled by the kit (what a crash left behind)."""
+    c.run(f"{PY} -m harness clean")
+
+
+@task(name="base")
+def images_base(c: Context) -> None:
+    """Bootstrap the Debian base image (debootstrap → docker import); needs root, skips when present."""
+    c.run(f"{PY} -m harness images base", pty=False)
+
+
+@task(name="lock")
+def images_lock(c: Context) -> None:
+    """Resolve the pinned image tags to digests where a registry answers; write docker/images.lock.json."""
+    c.run(f"{PY} -m harness images lock")
+
+
+ns = Collection(test, lock, specs, plan, corpus, sim, reproduce, build, clean)
+ns.add_collection(Collection("images", images_base, images_lock))

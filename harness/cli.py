@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import re
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -66,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         kinds.add_parser("multi", help="collector and insight agents concurrently"),
     ):
         sub.add_argument("--model", default="gemma3:latest")
-        sub.add_argument("--output-dir", type=Path, required=True, help="records.jsonl is written here")
+        sub.add_argument("--output-dir", required=True, help="records.jsonl is appended here; '-' writes to stdout")
         sub.add_argument("--prompts", type=Path, default=Path("experiments/prompts"))
         sub.add_argument("--corpus", type=Path, default=Path("experiments/corpus"))
         sub.add_argument("--workflow", choices=("two_call", "one_call", "single_call"), default="two_call")
@@ -75,7 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         _add_option_flags(sub, "chimera", "chimera agent (A in multi-agent hetero/homo)")
     single, multi = kinds.choices["single"], kinds.choices["multi"]
     single.add_argument("--base-url", default="http://127.0.0.1:11434")
-    single.add_argument("--agents", default="baseline,chimera", help="roles in order, e.g. chimera,baseline")
+    single.add_argument(
+        "--agents",
+        default="baseline,chimera",
+        help="roles in order, e.g. chimera,baseline; every role but baseline sends the --chimera-* options",
+    )
     single.add_argument("--runs", type=int, default=1)
     single.add_argument("--pause-s", type=float, default=2.0, help="pause between runs (the originals: 2 s)")
     single.add_argument("--cooldown-s", type=float, default=0.0, help="pause between the agents of one run")
@@ -92,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true")
 
     verbs.add_parser("specs", help="validate every experiment spec and show its run counts")
+    verbs.add_parser("build", help="build the kit's images (offline Debian base when no registry answers)")
+    images = verbs.add_parser("images", help="image maintenance")
+    images.add_argument("action", choices=("base", "lock"), help="base: bootstrap the Debian base; lock: pin digests")
+    clean = verbs.add_parser("clean", help="remove containers, networks and run volumes a crash left behind")
+    clean.add_argument("--run-id", default=None, help="only this run's")
 
     rep = verbs.add_parser("reproduce", help="run a report's protocol and write artifacts")
     rep.add_argument("--report", required=True, help="trNNN")
@@ -101,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--time-scale", type=float, default=None, help="simulator: multiply every delay")
     rep.add_argument("--out", type=Path, default=None, help="artifact folder (default: artifacts/<report>-<backend>)")
     rep.add_argument("--no-isolated", action="store_true", help="skip the isolated baselines (no true efficiency)")
+    rep.add_argument(
+        "--executor",
+        choices=("docker", "local"),
+        default="docker",
+        help="docker: one compose stack per run (default); local: in-process simulated servers, no Docker",
+    )
     rep.add_argument("--interleave-seed", type=int, default=None, help="shuffle the runs reproducibly")
 
     analyze = verbs.add_parser("analyze", help="recompute a report's published figures from original records")
@@ -131,8 +148,12 @@ def _run_agent(args: argparse.Namespace, settings: Settings) -> int:
         corpus_dir=args.corpus,
     )
     timeouts = Timeouts(settings.request_timeout_s, settings.connect_timeout_s)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    with (args.output_dir / "records.jsonl").open("a", encoding="utf-8") as out:
+    if args.output_dir == "-":
+        out_ctx: Any = contextlib.nullcontext(sys.stdout)
+    else:
+        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+        out_ctx = (Path(args.output_dir) / "records.jsonl").open("a", encoding="utf-8")
+    with out_ctx as out:
 
         def sink(record: Any) -> None:
             out.write(dump_record(record) + "\n")
@@ -140,11 +161,14 @@ def _run_agent(args: argparse.Namespace, settings: Settings) -> int:
 
         if args.agent_kind == "single":
             roles = [r.strip() for r in args.agents.split(",") if r.strip()]
-            bad = [r for r in roles if r not in ("baseline", "chimera")]
+            bad = [r for r in roles if r not in ("baseline", "chimera", "collector", "insight")]
             if bad or not roles:
-                raise BadInputError(f"--agents: unknown role(s) {bad or roles}", hint="use baseline and/or chimera")
+                raise BadInputError(
+                    f"--agents: unknown role(s) {bad or roles}",
+                    hint="use baseline and/or chimera (or collector/insight)",
+                )
             chimera = _options(args, "chimera")
-            agents = [SingleAgent(role=r, options=chimera if r == "chimera" else None) for r in roles]
+            agents = [SingleAgent(role=r, options=chimera if r != "baseline" else None) for r in roles]
             records = asyncio.run(
                 run_single(
                     args.base_url,
@@ -242,6 +266,32 @@ def _specs(settings: Settings) -> int:
     return EXIT_OK
 
 
+def _images(args: argparse.Namespace) -> int:
+    from harness import images, stack
+
+    client = stack.connect()
+    if args.verb == "clean":
+        report = stack.reap(client, run_id=args.run_id, volumes=True)
+        print(
+            f"removed {len(report.containers)} container(s), {len(report.networks)} network(s), "
+            f"{len(report.volumes)} volume(s)"
+            + (f"; could not remove: {', '.join(report.failed)}" if report.failed else "")
+        )
+        return EXIT_RUN_FAILURE if report.failed else EXIT_OK
+    if args.verb == "build":
+        images.build_all(client, kit_version=__version__, python_exe=sys.executable, progress=print)
+        return EXIT_OK
+    pins = images.load_pins()
+    if args.action == "base":
+        base = images.ensure_base_image(client, pins, kit_version=__version__, progress=print)
+        print(f"{base.tag} {base.image_id} ({'built' if base.built else 'present'})")
+        return EXIT_OK
+    lock = images.resolve_pins(pins, client=client)
+    for name, locked in lock.images.items():
+        print(f"{name}: {locked}")
+    return EXIT_OK
+
+
 def _analyze(args: argparse.Namespace, settings: Settings) -> int:
     from harness.analysis import format_summary, import_and_summarize
     from harness.report import build_report_from_import
@@ -287,6 +337,45 @@ def _corpus(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _docker_executor(settings: Settings, plan: Any, console: Any) -> Any:
+    """The container executor: Ollama when Docker sees an NVIDIA GPU (backend auto/ollama), else the simulator."""
+    from harness import stack
+    from harness.orchestrator import DockerExecutor
+
+    client = stack.connect()
+    gpu = stack.gpu_visible(client)
+    if settings.backend == "ollama":
+        stack.require_gpu(client)
+        raise BadInputError(
+            "the Ollama backend needs the Ollama image, which needs a registry to build from",
+            hint="run `invoke images.lock` and `invoke build` on a host with registry access, or use --backend sim",
+        )
+    if settings.backend == "auto" and not gpu:
+        console.print("[bold yellow]No NVIDIA GPU visible to Docker: using the simulated backend.[/]")
+    return DockerExecutor(
+        client=client,
+        harness_image="",
+        kit_version=__version__,
+        seed=settings.sim_seed,
+        time_scale=settings.time_scale,
+        agent_timeout_s=settings.request_timeout_s * 4,
+    )
+
+
+def _with_images(executor: Any, console: Any) -> Any:
+    import dataclasses
+
+    from harness import images
+
+    report = images.build_all(
+        executor.client, kit_version=__version__, python_exe=sys.executable, progress=console.print
+    )
+    harness = next(i for i in report.images if i.name == "harness")
+    if harness.tag is None:
+        raise BadInputError(f"the harness image could not be built: {harness.skip_reason}")
+    return dataclasses.replace(executor, harness_image=harness.tag)
+
+
 def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> int:
     import asyncio
 
@@ -315,14 +404,12 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
         interleave_seed=args.interleave_seed,
     )
     console = Console(stderr=True)
-    backend = settings.backend
-    if backend == "ollama":
-        raise BadInputError(
-            "the Ollama backend runs in containers, which this kit version cannot start yet",
-            hint="rehearse with --backend sim",
-        )
-    if backend == "auto":
-        console.print("[bold yellow]No container executor in this kit version: using the SIMULATED backend.[/]")
+    executor: Any
+    if args.executor == "docker":
+        executor = _docker_executor(settings, plan, console)
+    else:
+        if settings.backend == "ollama":
+            raise BadInputError("the local executor only runs the simulator", hint="use --executor docker")
     console.print(
         "[bold yellow]SIMULATED: a rehearsal of the protocol against the simulated Ollama, not a measurement.[/]"
     )
@@ -333,13 +420,17 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
         prompts_dir=settings.experiments_dir / "prompts",
         corpus_dir=settings.experiments_dir / "corpus",
     )
-    executor = LocalSimExecutor(
-        workload=workload,
-        seed=settings.sim_seed,
-        time_scale=settings.time_scale,
-        timeouts=Timeouts(settings.request_timeout_s, settings.connect_timeout_s),
-    )
+    if args.executor == "local":
+        executor = LocalSimExecutor(
+            workload=workload,
+            seed=settings.sim_seed,
+            time_scale=settings.time_scale,
+            timeouts=Timeouts(settings.request_timeout_s, settings.connect_timeout_s),
+        )
     executor.check(plan)
+    if args.executor == "docker":
+        console.print("checking the kit's images (built on first use; offline when no registry answers)")
+        executor = _with_images(executor, console)
     out = ArtifactDir(args.out or settings.artifacts_dir / f"{spec.id}-sim")
     prepare(out, spec, path.read_bytes(), plan, executor, ["harness", *command])
     failures = 0
@@ -360,6 +451,8 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
             label = f"{run.kind} {run.config_id} {run.runtime} rep {run.repetition}"
             bar.update(task, completed=done, total=total, current=f"{label}  failures: {failures}")
 
+        # SIGTERM is handled like Ctrl-C: the in-flight run's stack is torn down, completed runs stay on disk.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         results = asyncio.run(run_sweep(out, spec, plan, executor, retries=settings.retries_per_run, progress=progress))
     done = len(out.completed_run_ids())
     console.print(f"{done}/{len(plan.runs)} runs complete in {out.root} ({len(results)} this time, {failures} failed)")
@@ -384,6 +477,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _analyze(args, settings)
         if args.verb == "report":
             return _report(args)
+        if args.verb in ("build", "images", "clean"):
+            return _images(args)
         if args.verb == "specs":
             return _specs(settings)
         if args.verb == "corpus":
@@ -393,5 +488,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("Error: interrupted", file=sys.stderr)
+        print("Error: interrupted; completed runs are kept, re-run the same command to resume", file=sys.stderr)
         return 130

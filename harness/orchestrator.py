@@ -11,6 +11,7 @@ without Docker. The container executor (one compose stack per run) plugs in behi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import hashlib
@@ -20,16 +21,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from harness import __version__
 from harness.agents.runner import SingleAgent, Timeouts, run_multi, run_single
-from harness.agents.workflow import Identity, Workload, process_start_monotonic_ns, run_agent
-from harness.artifacts import ArtifactDir, RunResult, Sweep, load_sweep
+from harness.agents.workflow import Workload
+from harness.artifacts import ArtifactDir, ContainerStats, RunResult, Sweep, load_sweep
 from harness.errors import BadInputError
-from harness.ollama import OllamaClient
 from harness.plan import PYTHON_RUNTIMES, Plan, Run
-from harness.records import AgentRunRecord, CallRecord, MultiRunRecord
+from harness.records import AgentRunRecord, CallRecord, MultiRunRecord, parse_record
 from harness.sim.config import SimConfig
 from harness.sim.server import SimServer
 from harness.spec import Spec
@@ -42,6 +42,7 @@ class RunOutcome:
     records: list[AnyRecord] = field(default_factory=list)
     error: str | None = None
     extra_files: dict[str, bytes] = field(default_factory=dict)
+    containers: list[ContainerStats] = field(default_factory=list)
 
 
 class Executor(Protocol):
@@ -112,19 +113,7 @@ class LocalSimExecutor:
     async def _agents(self, run: Run, spec: Spec, urls: list[str], outcome: RunOutcome) -> None:
         sink = outcome.records.append
         agent_spec = spec.agent
-        if run.kind == "isolated":
-            side = run.agents[0]
-            async with OllamaClient(urls[side.server_index], request_timeout_s=self.timeouts.request_timeout_s) as c:
-                record = await run_agent(
-                    c,
-                    self.workload,
-                    Identity(role=side.role, run_id=run.run_id),
-                    side.options,
-                    process_start_ns=process_start_monotonic_ns(),
-                    sink=sink,
-                )
-            outcome.error = record.error
-        elif len(run.agents) == 2 and run.agents[0].role == "collector":
+        if is_multi(run):
             a, b = run.agents
             multi = await run_multi(
                 urls[a.server_index],
@@ -141,9 +130,9 @@ class LocalSimExecutor:
         else:
             cooldown = (agent_spec.cooldown_s if agent_spec else 0.0) * self.time_scale
             records = await run_single(
-                urls[0],
+                urls[run.agents[0].server_index],
                 self.workload,
-                [SingleAgent(role=a.role, options=a.options) for a in run.agents],  # type: ignore[arg-type]
+                [SingleAgent(role=a.role, options=a.options) for a in run.agents],
                 cooldown_s=cooldown,
                 unload_between_runs=bool(agent_spec and agent_spec.unload_between_runs),
                 run_id=run.run_id,
@@ -152,6 +141,132 @@ class LocalSimExecutor:
             )
             errors = [r.error for r in records if r.error]
             outcome.error = "; ".join(errors) or None
+
+
+def is_multi(run: Run) -> bool:
+    """A concurrent collector + insight run (isolated runs have one agent and run as a single agent)."""
+    return len(run.agents) == 2 and run.agents[0].role == "collector"
+
+
+def _options_flags(prefix: str, options: dict[str, float | int] | None) -> list[str]:
+    return [f for k, v in (options or {}).items() for f in (f"--{prefix}-{k.replace('_', '-')}", str(v))]
+
+
+def agent_command(run: Run, spec: Spec, urls: list[str], time_scale: float) -> list[str]:
+    """The ``python -m harness agent …`` command line a containerised run executes (records go to stdout)."""
+    agent = spec.agent
+    common = ["--model", run.model, "--output-dir", "-", "--run-id", run.run_id]
+    common += ["--workflow", agent.workflow if agent else "single_call"]
+    if agent is not None and not agent.streaming:
+        common.append("--no-stream")
+    if is_multi(run):
+        a, b = run.agents
+        flags = _options_flags("chimera", a.options if run.scenario != "baseline_vs_chimera" else b.options)
+        if run.scenario == "chimera_hetero":
+            flags += _options_flags("chimera2", b.options)
+        return [
+            "python", "-m", "harness", "agent", "multi", *common,
+            "--collector-ollama-url", urls[a.server_index], "--insight-ollama-url", urls[b.server_index],
+            "--scenario", run.scenario, *flags,
+        ]  # fmt: skip
+    options = next((a.options for a in run.agents if a.options), None)
+    cmd = [
+        "python", "-m", "harness", "agent", "single", *common, "--base-url", urls[run.agents[0].server_index],
+        "--agents", ",".join(a.role for a in run.agents), "--runs", "1", "--pause-s", "0",
+        *_options_flags("chimera", options),
+    ]  # fmt: skip
+    if agent is not None and agent.cooldown_s:
+        cmd += ["--cooldown-s", str(agent.cooldown_s * time_scale)]
+    if agent is not None and agent.unload_between_runs:
+        cmd.append("--unload-between-runs")
+    return cmd
+
+
+@dataclass(frozen=True)
+class DockerExecutor:
+    """One fresh compose project per run (servers + agent container), torn down whatever happens.
+
+    The simulated backend swaps only the server image and command (compose/sim*.override.yml); the agents reach
+    the servers by service name on the project network.
+    """
+
+    client: Any
+    harness_image: str
+    kit_version: str
+    seed: int
+    time_scale: float
+    ready_timeout_s: float = 120.0
+    agent_timeout_s: float = 3600.0
+    backend: str = "sim"
+    _live: list[Any] = field(default_factory=list, compare=False, repr=False)
+
+    def check(self, plan: Plan) -> None:
+        rust = sorted({r.runtime for r in plan.runs if r.runtime not in PYTHON_RUNTIMES})
+        if rust:
+            raise BadInputError(
+                f"{plan.report} runs Rust agents ({', '.join(rust)}), and this kit version has no Rust agent image",
+                hint="reproduce a Python report (tr108, tr109, tr110) for now",
+            )
+
+    async def execute(self, run: Run, spec: Spec) -> RunOutcome:
+        try:
+            return await asyncio.to_thread(self._execute, run, spec)
+        except asyncio.CancelledError:
+            # Interrupted (Ctrl-C, SIGTERM): remove the stack now; the worker thread then sees its agent
+            # container gone and leaves its `with` block, whose own teardown finds nothing left to do.
+            for live in list(self._live):
+                with contextlib.suppress(Exception):
+                    live.down()
+            raise
+
+    def _execute(self, run: Run, spec: Spec) -> RunOutcome:
+        from harness import stack
+        from harness.settings import OllamaServerSettings
+
+        server = OllamaServerSettings(
+            num_parallel=spec.server.num_parallel,
+            keep_alive=spec.server.keep_alive,
+            context_length=spec.server.context_length,
+            flash_attention=spec.server.flash_attention,
+        )
+        variables = stack.stack_variables(server, harness_image=self.harness_image) | {
+            "SIM_SEED": str(int(hashlib.sha256(f"{self.seed}:{run.run_id}".encode()).hexdigest()[:8], 16)),
+            "SIM_TIME_SCALE": repr(self.time_scale),
+            "SIM_DEVICE_GROUP": f"run-{run.run_id}",
+            "OLLAMA_MODEL": run.model,
+        }
+        project = stack.load_compose(stack.compose_files(spec.topology.ollama, "sim"), variables, gpu=False)
+        services = ["ollama", "ollama2"][: len(spec.topology.ports)]
+        urls = [f"http://{name}:11434" for name in services]
+        outcome = RunOutcome()
+        with stack.Stack(
+            project,
+            client=self.client,
+            run_id=run.run_id,
+            kit_version=self.kit_version,
+            ready_timeout_s=self.ready_timeout_s,
+            handle_signals=False,
+        ) as live:
+            self._live.append(live)
+            result = live.run_container(agent_command(run, spec, urls, self.time_scale), timeout_s=self.agent_timeout_s)
+            for service in services:
+                outcome.extra_files[f"{service}.log"] = live.logs(service).encode("utf-8", "replace")
+            self._live.remove(live)
+        outcome.extra_files["agent.stderr.log"] = result.stderr.encode("utf-8", "replace")
+        for n, line in enumerate(result.stdout.splitlines(), 1):
+            if line.strip():
+                outcome.records.append(parse_record(line, where=f"agent stdout line {n}"))
+        outcome.containers.append(
+            ContainerStats(name="agent", memory_peak_bytes=result.memory_peak_bytes, exit_code=result.exit_code)
+        )
+        if result.timed_out:
+            outcome.error = f"agent container timed out after {self.agent_timeout_s:.0f} s"
+        elif result.exit_code != 0:
+            failed = [r.error for r in outcome.records if getattr(r, "error", None)]
+            outcome.error = "; ".join(str(f) for f in failed) or (
+                f"agent container exited {result.exit_code}: {result.stderr.strip()[-300:]}"
+            )
+        return outcome
 
 
 def _request_lines(server: SimServer, index: int) -> bytes:
@@ -241,6 +356,7 @@ async def _one(out: ArtifactDir, spec: Spec, run: Run, executor: Executor, retri
             started_at=started,
             ended_at=_now(),
             duration_s=time.monotonic() - t0,
+            containers=outcome.containers,
         )
         if result.status == "ok" or attempt > retries:
             out.save_run(result, outcome.records, outcome.extra_files)

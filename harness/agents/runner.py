@@ -28,7 +28,7 @@ class Timeouts:
 
 @dataclass(frozen=True)
 class SingleAgent:
-    role: Literal["baseline", "chimera", "inference"]
+    role: Literal["baseline", "chimera", "collector", "insight", "inference"]
     options: dict[str, float | int] | None
 
 
