@@ -122,5 +122,17 @@ def images_lock(c: Context) -> None:
     c.run(f"{PY} -m harness images lock")
 
 
-ns = Collection(test, lock, specs, plan, corpus, sim, reproduce, build, clean)
+@task(help={"csv": "originals' per-run CSV (shared/reference/data)", "report": "trNNN", "out": "report folder"})
+def analyze(c: Context, csv: str, report: str, out: str = "") -> None:
+    """Recompute a report's published figures from the originals' records and judge its claims."""
+    c.run(f"{PY} -m harness analyze --import {shlex.quote(csv)} --report {shlex.quote(report)}" + _opt("--out", out))
+
+
+@task(name="report", help={"dir": "artifact folder"})
+def report_(c: Context, dir: str) -> None:
+    """Rebuild report.md, report.html and the figures from an artifact folder alone."""
+    c.run(f"{PY} -m harness report {shlex.quote(dir)}")
+
+
+ns = Collection(test, lock, specs, plan, corpus, sim, reproduce, build, clean, analyze, report_)
 ns.add_collection(Collection("images", images_base, images_lock))
