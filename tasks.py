@@ -22,12 +22,17 @@ def _opt(flag: str, value: object) -> str:
     }
 )
 def test(c: Context, k: str = "", fast: bool = False, docker: bool = True) -> None:
-    """Lint, type-check, check import layers, then run the unit and Docker integration tests."""
+    """Lint and type-check (Python and Rust), check import layers, then cargo test and pytest (unit + Docker)."""
     if not fast:
         c.run(f"{PY} -m ruff check harness tests tasks.py", echo=True)
         c.run(f"{PY} -m ruff format --check harness tests tasks.py", echo=True)
         c.run(f"{PY} -m mypy", echo=True)
         c.run(f"{shlex.quote(sys.prefix)}/bin/lint-imports", echo=True)
+        with c.cd("harness/rust"):
+            c.run("cargo fmt --all --check", echo=True)
+            c.run("cargo clippy --locked --all-targets --all-features -- -D warnings", echo=True)
+    with c.cd("harness/rust"):
+        c.run("cargo test --locked", echo=True, pty=False)
     marks = "not gpu" if docker else "not gpu and not docker"
     c.run(f"{PY} -m pytest -m {shlex.quote(marks)}" + _opt("-k", k), echo=True, pty=False)
 

@@ -1,0 +1,96 @@
+"""Parity: for the same config the Python and Rust agents send identical request bodies to the simulator.
+
+Compared from the simulator's own request log (body sha256), for the single agent and every multi-agent
+scenario. The Rust binaries are built by `cargo build` in harness/rust (CI runs `cargo test` first, so this is
+an up-to-date check, not a fresh compile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.agents.runner import SingleAgent, run_multi, run_single
+from harness.agents.workflow import Workload
+from harness.sim.config import SimConfig
+from harness.sim.server import SimServer
+
+ROOT = Path(__file__).resolve().parents[2]
+RUST = ROOT / "harness" / "rust"
+MODEL = "gemma3:latest"
+CHIMERA = {"num_gpu": 80, "num_ctx": 512, "temperature": 0.8}
+CHIMERA2 = {"num_gpu": 100, "num_ctx": 1024, "temperature": 0.6}
+
+
+@pytest.fixture(scope="module")
+def rust_bin() -> Path:
+    if shutil.which("cargo") is None:
+        pytest.fail("cargo is required for the parity test (the kit's Rust agents are part of every machine)")
+    subprocess.run(["cargo", "build", "--locked", "--bins", "--quiet"], cwd=RUST, check=True, timeout=900)
+    return RUST / "target" / "debug"
+
+
+def _sim() -> SimServer:
+    return SimServer(SimConfig(preload=(MODEL,), tokens=20, decode_tps=2000.0, load_ms=5.0, seed=3))
+
+
+def _workload() -> Workload:
+    return Workload.load(
+        model=MODEL, workflow="two_call", streaming=True,
+        prompts_dir=ROOT / "experiments" / "prompts", corpus_dir=ROOT / "experiments" / "corpus",
+    )  # fmt: skip
+
+
+def _flags(prefix: str, options: dict[str, float | int]) -> list[str]:
+    return [x for k, v in options.items() for x in (f"--{prefix}-{k.replace('_', '-')}", str(v))]
+
+
+async def _rust(cmd: list[str], tmp: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, "--prompts", str(ROOT / "experiments/prompts"), "--corpus", str(ROOT / "experiments/corpus"),
+        "--output-dir", str(tmp), "--model", MODEL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+
+
+def _bodies(server: SimServer) -> list[tuple[str, str]]:
+    return sorted((r.path, r.body_sha256) for r in server.requests if r.path == "/api/generate")
+
+
+async def test_single_agent_bodies_are_identical(rust_bin: Path, tmp_path: Path) -> None:
+    async with _sim() as py_sim, _sim() as rs_sim:
+        agents = [SingleAgent("baseline", None), SingleAgent("chimera", CHIMERA)]
+        await run_single(py_sim.base_url, _workload(), agents, pause_s=0)
+        await _rust(
+            [str(rust_bin / "chimeraforge-agent"), "--base-url", rs_sim.base_url, "--agents", "baseline,chimera",
+             "--pause-s", "0", *_flags("chimera", CHIMERA)],
+            tmp_path,
+        )  # fmt: skip
+        assert len(_bodies(py_sim)) == 4
+        assert _bodies(py_sim) == _bodies(rs_sim)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "a", "b"),
+    [("baseline_vs_chimera", None, CHIMERA), ("chimera_hetero", CHIMERA, CHIMERA2), ("chimera_homo", CHIMERA, CHIMERA)],
+)
+async def test_multi_agent_bodies_are_identical(
+    rust_bin: Path, tmp_path: Path, scenario: str, a: dict | None, b: dict
+) -> None:
+    async with _sim() as py_a, _sim() as py_b, _sim() as rs_a, _sim() as rs_b:
+        await run_multi(py_a.base_url, py_b.base_url, _workload(), scenario, a, b)  # type: ignore[arg-type]
+        flags = _flags("chimera", a or b) + (_flags("chimera2", b) if scenario == "chimera_hetero" else [])
+        await _rust(
+            [str(rust_bin / "chimeraforge-multi"), "--collector-ollama-url", rs_a.base_url,
+             "--insight-ollama-url", rs_b.base_url, "--scenario", scenario, "--runtime", "smol", *flags],
+            tmp_path,
+        )  # fmt: skip
+        assert len(_bodies(py_a)) == len(_bodies(py_b)) == 2
+        assert _bodies(py_a) == _bodies(rs_a)
+        assert _bodies(py_b) == _bodies(rs_b)
