@@ -362,18 +362,19 @@ def _docker_executor(settings: Settings, plan: Any, console: Any) -> Any:
     )
 
 
-def _with_images(executor: Any, console: Any) -> Any:
+def _with_images(executor: Any, console: Any, *, rust: bool) -> Any:
+    """Build (or find) the images the plan needs and point the executor at them by content-hashed tag."""
     import dataclasses
 
     from harness import images
 
     report = images.build_all(
-        executor.client, kit_version=__version__, python_exe=sys.executable, progress=console.print
+        executor.client, kit_version=__version__, python_exe=sys.executable, rust=rust, progress=console.print
     )
-    harness = next(i for i in report.images if i.name == "harness")
-    if harness.tag is None:
-        raise BadInputError(f"the harness image could not be built: {harness.skip_reason}")
-    return dataclasses.replace(executor, harness_image=harness.tag)
+    built = {i.name: i.tag for i in report.images}
+    if not built.get("harness") or (rust and not built.get("rust-agent")):
+        raise BadInputError("the agent images could not be built", hint="see the build output above")
+    return dataclasses.replace(executor, harness_image=built["harness"], rust_image=built.get("rust-agent") or "")
 
 
 def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> int:
@@ -430,7 +431,7 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
     executor.check(plan)
     if args.executor == "docker":
         console.print("checking the kit's images (built on first use; offline when no registry answers)")
-        executor = _with_images(executor, console)
+        executor = _with_images(executor, console, rust=any(r.language == "rust" for r in plan.runs))
     out = ArtifactDir(args.out or settings.artifacts_dir / f"{spec.id}-sim")
     prepare(out, spec, path.read_bytes(), plan, executor, ["harness", *command])
     failures = 0

@@ -600,7 +600,7 @@ def _iter_tree(root: Path, rel: str) -> Iterator[tuple[str, Path]]:
         parts = path.relative_to(root).parts
         if path.is_dir() or "__pycache__" in parts or path.suffix in {".pyc", ".pyo"}:
             continue
-        if parts[:3] == ("harness", "rust", "target"):
+        if parts[:2] == ("harness", "rust"):  # the Rust agents have their own image
             continue
         yield "/".join(parts), path
 
@@ -644,7 +644,8 @@ def _build_from_files(
                 item = files[name]
                 data = item if isinstance(item, bytes) else item.read_bytes()
                 info = tarfile.TarInfo(name)
-                info.size, info.mode, info.mtime = len(data), 0o644, 0
+                mode = 0o755 if name.startswith("bin/") else 0o644  # bin/: the Rust agent binaries
+                info.size, info.mode, info.mtime = len(data), mode, 0
                 tar.addfile(info, io.BytesIO(data))
         buf.seek(0)
         try:
@@ -718,6 +719,96 @@ def build_harness_image(
     return ImageBuildResult("harness", tag, str(image.id), True, time.monotonic() - start, ctx_sha, None, (moving,))
 
 
+RUST_REPOSITORY = "chimeraforge/rust-agent"
+RUST_DIR = REPO_ROOT / "harness" / "rust"
+RUST_BINARIES = ("chimeraforge-agent", "chimeraforge-multi")
+
+
+def vendor_crates(rust_dir: Path, dest: Path, *, progress: Progress = _quiet) -> Path:
+    """``cargo vendor`` the locked dependencies (skipped when Cargo.lock is unchanged): the offline source."""
+    lock_sha = hashlib.sha256((rust_dir / "Cargo.lock").read_bytes()).hexdigest()
+    stamp = dest / ".cargo-lock.sha256"
+    if stamp.is_file() and stamp.read_text().strip() == lock_sha:
+        return dest
+    progress(f"vendoring the Rust crates of {rust_dir / 'Cargo.lock'} into {dest}")
+    _cargo(["vendor", "--locked", "--versioned-dirs", str(dest)], rust_dir)
+    stamp.write_text(lock_sha + "\n")
+    return dest
+
+
+def build_rust_binaries(rust_dir: Path, vendor_dir: Path, *, progress: Progress = _quiet) -> dict[str, Path]:
+    """Release binaries built with ``--locked --offline`` from the vendored crates.
+
+    They are compiled on the host because the offline Debian base carries no Rust toolchain (Debian's rustc is
+    older than the crates need); host and base are both Debian bookworm, so the binaries' glibc matches.
+    """
+    progress("building the Rust agents (cargo build --release --locked --offline, vendored crates)")
+    _cargo(
+        [
+            "build", "--release", "--locked", "--offline", "--bins",
+            "--config", 'source.crates-io.replace-with="vendored"',
+            "--config", f'source.vendored.directory="{vendor_dir.resolve()}"',
+        ],
+        rust_dir,
+    )  # fmt: skip
+    return {name: rust_dir / "target" / "release" / name for name in RUST_BINARIES}
+
+
+def _cargo(args: list[str], cwd: Path) -> None:
+    try:
+        done = subprocess.run(["cargo", *args], cwd=cwd, capture_output=True, text=True, timeout=1800)
+    except FileNotFoundError:
+        raise DockerError(
+            "cargo is not installed", hint="install the Rust toolchain (rustup) to build the agents"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise DockerError(f"cargo {args[0]} took longer than 30 minutes") from None
+    if done.returncode != 0:
+        raise DockerError(
+            f"cargo {args[0]} failed:\n{done.stderr.strip()[-2000:]}", hint="run it by hand in harness/rust"
+        )
+
+
+def build_rust_agent_image(
+    client: docker.DockerClient,
+    *,
+    base_tag: str,
+    kit_version: str,
+    repo_root: Path = REPO_ROOT,
+    context_dir: Path = CONTEXT_DIR,
+    force: bool = False,
+    progress: Progress = _quiet,
+) -> ImageBuildResult:
+    """The Rust agents' image: the two binaries, the prompts and the corpus on the offline base, non-root."""
+    start = time.monotonic()
+    base = _image_or_none(client, base_tag)
+    if base is None:
+        raise DockerError(f"base image {base_tag} is missing", hint="build it first with `invoke images.base`")
+    rust_dir = repo_root / "harness" / "rust"
+    binaries = build_rust_binaries(rust_dir, vendor_crates(rust_dir, context_dir / "rust-vendor", progress=progress),
+                                   progress=progress)  # fmt: skip
+    files: dict[str, Path | bytes] = {"Dockerfile": repo_root / "docker" / "rust-agent.Dockerfile"}
+    files.update({f"bin/{name}": path for name, path in binaries.items()})
+    files.update(dict(_iter_tree(repo_root, "experiments")))
+    buildargs = {"BASE_IMAGE": base_tag, "BASE_IMAGE_ID": str(base.id), "KIT_VERSION": kit_version}
+    ctx_sha = _context_sha256(files, buildargs)
+    tag = f"{RUST_REPOSITORY}:{kit_version}-{ctx_sha[:12]}"
+    existing = None if force else _image_or_none(client, tag)
+    if existing is not None:
+        return ImageBuildResult("rust-agent", tag, str(existing.id), False, time.monotonic() - start, ctx_sha)
+    progress(f"building {tag} from {base_tag}")
+    labels = {
+        LABEL_KIT: "1",
+        LABEL_KIT_VERSION: kit_version,
+        LABEL_IMAGE_ROLE: "rust-agent",
+        LABEL_CONTEXT_SHA: ctx_sha,
+        "io.chimeraforge.base_image": f"{base_tag}@{base.id}",
+    }
+    image = _build_from_files(client, files, tag=tag, labels=labels, buildargs=buildargs, dockerfile="Dockerfile")
+    image.tag(RUST_REPOSITORY, kit_version)
+    return ImageBuildResult("rust-agent", tag, str(image.id), True, time.monotonic() - start, ctx_sha)
+
+
 def build_ollama_image(
     client: docker.DockerClient,
     planned: PlannedImage,
@@ -776,9 +867,13 @@ def build_all(
     lock_path: Path = LOCK_PATH,
     repo_root: Path = REPO_ROOT,
     context_dir: Path = CONTEXT_DIR,
+    rust: bool = True,
     progress: Progress = _quiet,
 ) -> BuildReport:
-    """``invoke build``: plan (offline when no registry answers, and say so), base, wheelhouse, images."""
+    """``invoke build``: plan (offline when no registry answers, and say so), base, wheelhouse, images.
+
+    ``rust=False`` skips the Rust agent image (a Python-only report does not need it).
+    """
     pins = load_pins(pins_path)
     plan = plan_build(pins, read_lock(lock_path), registry=registry_reachable(client))
     for line in plan.describe():
@@ -806,4 +901,11 @@ def build_all(
                     client, planned, pins=pins, kit_version=kit_version, repo_root=repo_root, progress=progress
                 )
             )
+    if rust:
+        results.append(
+            build_rust_agent_image(
+                client, base_tag=base.tag, kit_version=kit_version, repo_root=repo_root,
+                context_dir=context_dir, progress=progress,
+            )
+        )  # fmt: skip
     return BuildReport(plan, base, wheels, tuple(results))

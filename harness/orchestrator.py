@@ -159,19 +159,24 @@ def agent_command(run: Run, spec: Spec, urls: list[str], time_scale: float) -> l
     common += ["--workflow", agent.workflow if agent else "single_call"]
     if agent is not None and not agent.streaming:
         common.append("--no-stream")
+    python = ["python", "-m", "harness", "agent"]
+    if run.language == "rust":
+        common += ["--runtime", run.runtime]
     if is_multi(run):
         a, b = run.agents
         flags = _options_flags("chimera", a.options if run.scenario != "baseline_vs_chimera" else b.options)
         if run.scenario == "chimera_hetero":
             flags += _options_flags("chimera2", b.options)
+        program = ["chimeraforge-multi"] if run.language == "rust" else [*python, "multi"]
         return [
-            "python", "-m", "harness", "agent", "multi", *common,
+            *program, *common,
             "--collector-ollama-url", urls[a.server_index], "--insight-ollama-url", urls[b.server_index],
             "--scenario", run.scenario, *flags,
         ]  # fmt: skip
     options = next((a.options for a in run.agents if a.options), None)
+    program = ["chimeraforge-agent"] if run.language == "rust" else [*python, "single"]
     cmd = [
-        "python", "-m", "harness", "agent", "single", *common, "--base-url", urls[run.agents[0].server_index],
+        *program, *common, "--base-url", urls[run.agents[0].server_index],
         "--agents", ",".join(a.role for a in run.agents), "--runs", "1", "--pause-s", "0",
         *_options_flags("chimera", options),
     ]  # fmt: skip
@@ -200,13 +205,10 @@ class DockerExecutor:
     backend: str = "sim"
     _live: list[Any] = field(default_factory=list, compare=False, repr=False)
 
+    rust_image: str = ""
+
     def check(self, plan: Plan) -> None:
-        rust = sorted({r.runtime for r in plan.runs if r.runtime not in PYTHON_RUNTIMES})
-        if rust:
-            raise BadInputError(
-                f"{plan.report} runs Rust agents ({', '.join(rust)}), and this kit version has no Rust agent image",
-                hint="reproduce a Python report (tr108, tr109, tr110) for now",
-            )
+        """Every run can be executed by this executor (nothing to check: both agent languages have images)."""
 
     async def execute(self, run: Run, spec: Spec) -> RunOutcome:
         try:
@@ -248,7 +250,13 @@ class DockerExecutor:
             handle_signals=False,
         ) as live:
             self._live.append(live)
-            result = live.run_container(agent_command(run, spec, urls, self.time_scale), timeout_s=self.agent_timeout_s)
+            rust = run.language == "rust"
+            result = live.run_container(
+                agent_command(run, spec, urls, self.time_scale),
+                image=self.rust_image if rust else None,
+                name=f"agent-{run.runtime}",
+                timeout_s=self.agent_timeout_s,
+            )
             for service in services:
                 outcome.extra_files[f"{service}.log"] = live.logs(service).encode("utf-8", "replace")
             self._live.remove(live)

@@ -23,6 +23,8 @@ ARGS = [
     "^013$",
     "--time-scale",
     "0.01",
+    "--executor",
+    "local",
 ]
 
 
@@ -51,8 +53,9 @@ def test_reproduce_writes_every_run_and_resumes(tmp_path: Path) -> None:
 def test_bad_input_exits_2_without_side_effects(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "never"
     assert main(["reproduce", "--report", "tr999", "--backend", "sim", "--out", str(out)]) == 2
-    assert main([*ARGS[:-4], "--configs", "^nope$", "--out", str(out)]) == 2
-    assert main(["reproduce", "--report", "tr114", "--backend", "sim", "--out", str(out)]) == 2
+    assert main([*ARGS, "--configs", "^nope$", "--out", str(out)]) == 2
+    local_tr114 = ["reproduce", "--report", "tr114", "--backend", "sim", "--executor", "local", "--out", str(out)]
+    assert main(local_tr114) == 2
     err = capsys.readouterr().err
     assert "Error: no experiment spec" in err and "matches no config" in err and "Rust agents" in err
     assert not out.exists()

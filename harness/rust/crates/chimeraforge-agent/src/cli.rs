@@ -68,7 +68,7 @@ impl From<WorkflowArg> for Workflow {
 pub struct Common {
     #[arg(long, default_value = "gemma3:latest")]
     pub model: String,
-    /// records.jsonl is appended here
+    /// records.jsonl is appended here; '-' writes the records to stdout
     #[arg(long)]
     pub output_dir: PathBuf,
     #[arg(long, default_value = "experiments/prompts")]

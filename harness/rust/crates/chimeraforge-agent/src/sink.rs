@@ -1,6 +1,7 @@
-//! `records.jsonl`, appended one flushed line per record as records are made.
+//! `records.jsonl`, appended one flushed line per record as records are made; `-` writes to stdout
+//! (what a container run uses: the harness reads the records from the container's output).
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
@@ -9,19 +10,25 @@ use chimeraforge_core::records::Record;
 use chimeraforge_core::workflow::RecordSink;
 
 pub struct FileSink {
-    inner: Mutex<(File, Option<std::io::Error>)>,
+    inner: Mutex<(Box<dyn Write + Send>, Option<std::io::Error>)>,
 }
 
 impl FileSink {
-    /// Create `dir` if needed and open `dir/records.jsonl` for appending.
+    /// Create `dir` if needed and open `dir/records.jsonl` for appending; `-` means stdout.
     pub fn open(dir: &Path) -> std::io::Result<FileSink> {
-        std::fs::create_dir_all(dir)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("records.jsonl"))?;
+        let out: Box<dyn Write + Send> = if dir == Path::new("-") {
+            Box::new(std::io::stdout())
+        } else {
+            std::fs::create_dir_all(dir)?;
+            Box::new(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("records.jsonl"))?,
+            )
+        };
         Ok(FileSink {
-            inner: Mutex::new((file, None)),
+            inner: Mutex::new((out, None)),
         })
     }
 
