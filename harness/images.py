@@ -618,6 +618,24 @@ def harness_context_files(repo_root: Path, wheelhouse: Path) -> dict[str, Path]:
     return files
 
 
+def _require_base(client: docker.DockerClient, base_tag: str) -> Image:
+    base = _image_or_none(client, base_tag)
+    if base is None:
+        raise DockerError(f"base image {base_tag} is missing", hint="build it first with `invoke images.base`")
+    return base
+
+
+def _image_labels(role: str, kit_version: str, ctx_sha: str, base_tag: str, base_id: str) -> dict[str, str]:
+    """The labels on every image the kit builds: whose it is, from what inputs, on which base."""
+    return {
+        LABEL_KIT: "1",
+        LABEL_KIT_VERSION: kit_version,
+        LABEL_IMAGE_ROLE: role,
+        LABEL_CONTEXT_SHA: ctx_sha,
+        "io.chimeraforge.base_image": f"{base_tag}@{base_id}",
+    }
+
+
 def _context_sha256(files: Mapping[str, Path | bytes], buildargs: Mapping[str, str]) -> str:
     h = hashlib.sha256()
     for name in sorted(files):
@@ -688,9 +706,7 @@ def build_harness_image(
     Tags: ``chimeraforge/harness:<kit_version>-<context hash>`` plus the moving ``:<kit_version>``.
     """
     start = time.monotonic()
-    base = _image_or_none(client, base_tag)
-    if base is None:
-        raise DockerError(f"base image {base_tag} is missing", hint="build it first with `invoke images.base`")
+    base = _require_base(client, base_tag)
     files = harness_context_files(repo_root, wheelhouse)
     if not any(name.startswith("wheels/") for name in files):
         raise DockerError(f"the wheelhouse {wheelhouse} is empty", hint="run build_wheelhouse first")
@@ -705,13 +721,7 @@ def build_harness_image(
             "harness", tag, str(existing.id), False, time.monotonic() - start, ctx_sha, None, (moving,)
         )
     progress(f"building {tag} from {base_tag} ({len(files)} context files)")
-    labels = {
-        LABEL_KIT: "1",
-        LABEL_KIT_VERSION: kit_version,
-        LABEL_IMAGE_ROLE: "harness",
-        LABEL_CONTEXT_SHA: ctx_sha,
-        "io.chimeraforge.base_image": f"{base_tag}@{base.id}",
-    }
+    labels = _image_labels("harness", kit_version, ctx_sha, base_tag, str(base.id))
     image = _build_from_files(client, files, tag=tag, labels=labels, buildargs=buildargs, dockerfile="Dockerfile")
     image.tag(HARNESS_REPOSITORY, kit_version)
     with contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException):
@@ -781,9 +791,7 @@ def build_rust_agent_image(
 ) -> ImageBuildResult:
     """The Rust agents' image: the two binaries, the prompts and the corpus on the offline base, non-root."""
     start = time.monotonic()
-    base = _image_or_none(client, base_tag)
-    if base is None:
-        raise DockerError(f"base image {base_tag} is missing", hint="build it first with `invoke images.base`")
+    base = _require_base(client, base_tag)
     rust_dir = repo_root / "harness" / "rust"
     binaries = build_rust_binaries(rust_dir, vendor_crates(rust_dir, context_dir / "rust-vendor", progress=progress),
                                    progress=progress)  # fmt: skip
@@ -797,13 +805,7 @@ def build_rust_agent_image(
     if existing is not None:
         return ImageBuildResult("rust-agent", tag, str(existing.id), False, time.monotonic() - start, ctx_sha)
     progress(f"building {tag} from {base_tag}")
-    labels = {
-        LABEL_KIT: "1",
-        LABEL_KIT_VERSION: kit_version,
-        LABEL_IMAGE_ROLE: "rust-agent",
-        LABEL_CONTEXT_SHA: ctx_sha,
-        "io.chimeraforge.base_image": f"{base_tag}@{base.id}",
-    }
+    labels = _image_labels("rust-agent", kit_version, ctx_sha, base_tag, str(base.id))
     image = _build_from_files(client, files, tag=tag, labels=labels, buildargs=buildargs, dockerfile="Dockerfile")
     image.tag(RUST_REPOSITORY, kit_version)
     return ImageBuildResult("rust-agent", tag, str(image.id), True, time.monotonic() - start, ctx_sha)

@@ -82,11 +82,11 @@ pub fn run_single_agents(args: SingleArgs) -> anyhow::Result<bool> {
     let bad_roles: Vec<&str> = roles
         .iter()
         .copied()
-        .filter(|r| !matches!(*r, "baseline" | "chimera"))
+        .filter(|r| !matches!(*r, "baseline" | "chimera" | "collector" | "insight"))
         .collect();
     if roles.is_empty() || !bad_roles.is_empty() {
         return Err(bad(format!(
-            "--agents: unknown role(s) {:?}: use baseline and/or chimera",
+            "--agents: unknown role(s) {:?}: use baseline and/or chimera (or collector/insight)",
             if bad_roles.is_empty() {
                 &roles
             } else {
@@ -103,16 +103,19 @@ pub fn run_single_agents(args: SingleArgs) -> anyhow::Result<bool> {
     let chimera = args.chimera.options();
     let agents = roles
         .iter()
+        // Every role but baseline sends the --chimera-* options, as the Python agent does (an isolated
+        // collector or insight run is one side of a multi-agent config measured alone).
         .map(|r| SingleAgent {
-            role: if *r == "chimera" {
-                Role::Chimera
-            } else {
-                Role::Baseline
+            role: match *r {
+                "chimera" => Role::Chimera,
+                "collector" => Role::Collector,
+                "insight" => Role::Insight,
+                _ => Role::Baseline,
             },
-            options: if *r == "chimera" {
-                chimera.clone()
-            } else {
+            options: if *r == "baseline" {
                 None
+            } else {
+                chimera.clone()
             },
         })
         .collect();
