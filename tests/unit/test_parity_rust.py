@@ -94,3 +94,18 @@ async def test_multi_agent_bodies_are_identical(
         assert len(_bodies(py_a)) == len(_bodies(py_b)) == 2
         assert _bodies(py_a) == _bodies(rs_a)
         assert _bodies(py_b) == _bodies(rs_b)
+
+
+async def test_isolated_side_bodies_are_identical(rust_bin: Path, tmp_path: Path) -> None:
+    """An isolated baseline run is one multi-agent side alone: role collector/insight with that side's options."""
+    async with _sim() as py_sim, _sim() as rs_sim:
+        await run_single(py_sim.base_url, _workload(), [SingleAgent("insight", CHIMERA2)], pause_s=0)
+        await _rust(
+            [str(rust_bin / "chimeraforge-agent"), "--base-url", rs_sim.base_url, "--agents", "insight",
+             "--pause-s", "0", *_flags("chimera", CHIMERA2)],
+            tmp_path,
+        )  # fmt: skip
+        assert len(_bodies(py_sim)) == 2
+        assert _bodies(py_sim) == _bodies(rs_sim)
+    roles = {line.split('"role":"')[1].split('"')[0] for line in (tmp_path / "records.jsonl").read_text().splitlines()}
+    assert roles == {"insight"}
