@@ -285,7 +285,7 @@ fn bad_flags_exit_2_and_failed_calls_are_recorded() {
         2
     );
     assert_eq!(
-        run(agent, &["--output-dir", out, "--agents", "collector"]).0,
+        run(agent, &["--output-dir", out, "--agents", "judge"]).0,
         2
     );
     assert_eq!(
