@@ -284,10 +284,7 @@ fn bad_flags_exit_2_and_failed_calls_are_recorded() {
         run(agent, &["--output-dir", out, "--runtime", "gevent"]).0,
         2
     );
-    assert_eq!(
-        run(agent, &["--output-dir", out, "--agents", "judge"]).0,
-        2
-    );
+    assert_eq!(run(agent, &["--output-dir", out, "--agents", "judge"]).0, 2);
     assert_eq!(
         run(agent, &["--output-dir", out, "--chimera-num-gpu", "8.5"]).0,
         2
