@@ -94,7 +94,10 @@ def test_sim_override_swaps_image_command_and_drops_gpu() -> None:
     for name in ("ollama", "ollama2"):
         svc = project.services[name]
         assert svc.image == "chimeraforge/harness:test"
-        assert svc.command == ("python", "-m", "harness.sim", "--host", "0.0.0.0", "--port", "11434")
+        assert svc.command == (
+            "python", "-m", "harness.sim", "--host", "0.0.0.0", "--port", "11434",
+            "--seed", "1234", "--time-scale", "1", "--shared-device", "gpu0", "--preload", "gemma3:latest",
+        )  # fmt: skip
         assert svc.gpus == ()
         assert svc.environment["OLLAMA_KEEP_ALIVE"] == "5m"  # settings untouched by the override
         assert svc.healthcheck is not None and svc.healthcheck.test[0] == "CMD"
