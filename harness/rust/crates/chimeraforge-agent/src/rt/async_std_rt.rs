@@ -12,7 +12,7 @@ use chimeraforge_core::runner::{multi_record, run_single};
 use chimeraforge_core::transport::Transport;
 
 use super::net::{Connector, NetTransport};
-use super::{agent_task, MultiJob, SingleJob, CONNECT_TIMEOUT};
+use super::{MultiJob, SingleJob, CONNECT_TIMEOUT};
 
 pub struct AsyncStdConnector;
 
@@ -51,18 +51,7 @@ pub fn multi(job: MultiJob, coordinator_lock: bool) -> Result<MultiRunRecord, Ag
         let b = Arc::new(transport(&job.plan.insight_url)?);
         let lock = Arc::new(Mutex::new(()));
         let spawn = |t: Arc<NetTransport<AsyncStdConnector>>, role: Role| {
-            let options = match role {
-                Role::Collector => job.plan.collector_options.clone(),
-                _ => job.plan.insight_options.clone(),
-            };
-            let run = agent_task(
-                t,
-                job.workload.clone(),
-                job.plan.identity(role),
-                options,
-                process_start,
-                job.sink.clone(),
-            );
+            let run = job.side(role, t, process_start);
             let lock = lock.clone();
             async_std::task::spawn(async move {
                 // The flaw, kept on purpose for the diagnostic: the guard lives across the whole run.

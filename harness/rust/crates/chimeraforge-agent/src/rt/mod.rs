@@ -2,12 +2,11 @@
 
 use std::sync::Arc;
 
-use chimeraforge_core::body::Options;
 use chimeraforge_core::error::AgentError;
-use chimeraforge_core::records::{AgentRunRecord, MultiRunRecord};
+use chimeraforge_core::records::{AgentRunRecord, MultiRunRecord, Role};
 use chimeraforge_core::runner::{MultiPlan, SingleAgent, SinglePlan};
 use chimeraforge_core::transport::Transport;
-use chimeraforge_core::workflow::{run_agent, Identity, RecordSink, Workload};
+use chimeraforge_core::workflow::{run_agent, RecordSink, Workload};
 
 use crate::cli::RuntimeName;
 
@@ -42,25 +41,34 @@ pub struct MultiJob {
     pub sink: Arc<dyn RecordSink>,
 }
 
-/// One agent of a multi run, owning what it needs so runtimes can spawn it.
-pub(crate) async fn agent_task<T: Transport>(
-    transport: Arc<T>,
-    workload: Arc<Workload>,
-    who: Identity,
-    options: Option<Options>,
-    process_start_ns: Option<i64>,
-    sink: Arc<dyn RecordSink>,
-) -> AgentRunRecord {
-    run_agent(
-        &*transport,
-        &workload,
-        &who,
-        options.as_ref(),
-        1,
-        process_start_ns,
-        &*sink,
-    )
-    .await
+impl MultiJob {
+    /// One side of the run (collector or insight, with its own options) as an owned future a runtime can spawn.
+    pub(crate) fn side<T: Transport + 'static>(
+        &self,
+        role: Role,
+        transport: Arc<T>,
+        process_start_ns: Option<i64>,
+    ) -> impl std::future::Future<Output = AgentRunRecord> + 'static {
+        let options = match role {
+            Role::Collector => self.plan.collector_options.clone(),
+            _ => self.plan.insight_options.clone(),
+        };
+        let workload = self.workload.clone();
+        let who = self.plan.identity(role);
+        let sink = self.sink.clone();
+        async move {
+            run_agent(
+                &*transport,
+                &workload,
+                &who,
+                options.as_ref(),
+                1,
+                process_start_ns,
+                &*sink,
+            )
+            .await
+        }
+    }
 }
 
 /// Whether this build has the runtime.

@@ -10,7 +10,7 @@ use chimeraforge_core::runner::{multi_record, run_single};
 use chimeraforge_core::transport::Transport;
 
 use super::net::{Connector, NetTransport};
-use super::{agent_task, MultiJob, SingleJob, CONNECT_TIMEOUT};
+use super::{MultiJob, SingleJob, CONNECT_TIMEOUT};
 
 /// Body bytes the flawed `smol-1kb` agent buffers before it parses any line.
 pub const FLAWED_MIN_BATCH: usize = 1024;
@@ -57,22 +57,8 @@ pub fn multi(job: MultiJob, min_batch: usize) -> Result<MultiRunRecord, AgentErr
         let a = Arc::new(transport(&job.plan.collector_url, min_batch)?);
         let b = Arc::new(transport(&job.plan.insight_url, min_batch)?);
         let start_ns = monotonic_ns();
-        let ta = smol::spawn(agent_task(
-            a.clone(),
-            job.workload.clone(),
-            job.plan.identity(Role::Collector),
-            job.plan.collector_options.clone(),
-            process_start,
-            job.sink.clone(),
-        ));
-        let tb = smol::spawn(agent_task(
-            b.clone(),
-            job.workload.clone(),
-            job.plan.identity(Role::Insight),
-            job.plan.insight_options.clone(),
-            process_start,
-            job.sink.clone(),
-        ));
+        let ta = smol::spawn(job.side(Role::Collector, a.clone(), process_start));
+        let tb = smol::spawn(job.side(Role::Insight, b.clone(), process_start));
         let ra = Ok(ta.await);
         let rb = Ok(tb.await);
         let end_ns = monotonic_ns();

@@ -11,7 +11,7 @@ use chimeraforge_core::runner::{multi_record, run_single};
 use chimeraforge_core::transport::{Head, Line, LineSource, LineSplitter, Transport};
 use futures_lite::{Stream, StreamExt};
 
-use super::{agent_task, MultiJob, SingleJob, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
+use super::{MultiJob, SingleJob, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
 
 type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
 
@@ -161,22 +161,8 @@ pub fn multi(job: MultiJob) -> Result<MultiRunRecord, AgentError> {
         let a = Arc::new(ReqwestTransport::new(&job.plan.collector_url)?);
         let b = Arc::new(ReqwestTransport::new(&job.plan.insight_url)?);
         let start_ns = monotonic_ns();
-        let ta = tokio::spawn(agent_task(
-            a.clone(),
-            job.workload.clone(),
-            job.plan.identity(Role::Collector),
-            job.plan.collector_options.clone(),
-            process_start,
-            job.sink.clone(),
-        ));
-        let tb = tokio::spawn(agent_task(
-            b.clone(),
-            job.workload.clone(),
-            job.plan.identity(Role::Insight),
-            job.plan.insight_options.clone(),
-            process_start,
-            job.sink.clone(),
-        ));
+        let ta = tokio::spawn(job.side(Role::Collector, a.clone(), process_start));
+        let tb = tokio::spawn(job.side(Role::Insight, b.clone(), process_start));
         let ra = ta.await.map_err(|e| e.to_string());
         let rb = tb.await.map_err(|e| e.to_string());
         let end_ns = monotonic_ns();
@@ -200,22 +186,8 @@ pub fn multi_local(job: MultiJob) -> Result<MultiRunRecord, AgentError> {
         let a = Arc::new(ReqwestTransport::new(&job.plan.collector_url)?);
         let b = Arc::new(ReqwestTransport::new(&job.plan.insight_url)?);
         let start_ns = monotonic_ns();
-        let ta = tokio::task::spawn_local(agent_task(
-            a.clone(),
-            job.workload.clone(),
-            job.plan.identity(Role::Collector),
-            job.plan.collector_options.clone(),
-            process_start,
-            job.sink.clone(),
-        ));
-        let tb = tokio::task::spawn_local(agent_task(
-            b.clone(),
-            job.workload.clone(),
-            job.plan.identity(Role::Insight),
-            job.plan.insight_options.clone(),
-            process_start,
-            job.sink.clone(),
-        ));
+        let ta = tokio::task::spawn_local(job.side(Role::Collector, a.clone(), process_start));
+        let tb = tokio::task::spawn_local(job.side(Role::Insight, b.clone(), process_start));
         let ra = ta.await.map_err(|e| e.to_string());
         let rb = tb.await.map_err(|e| e.to_string());
         let end_ns = monotonic_ns();
