@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import shutil
 import tempfile
 import time
@@ -95,10 +96,9 @@ class LocalSimExecutor:
         return outcome
 
     def _server(self, run: Run, spec: Spec, index: int, device_dir: Path) -> SimServer:
-        run_seed = int(hashlib.sha256(f"{self.seed}:{run.run_id}".encode()).hexdigest()[:8], 16)
         return SimServer(
             SimConfig(
-                seed=run_seed,
+                seed=run_seed(self.seed, run.run_id),
                 time_scale=self.time_scale,
                 num_parallel=spec.server.num_parallel,
                 keep_alive=spec.server.keep_alive,
@@ -141,6 +141,11 @@ class LocalSimExecutor:
             )
             errors = [r.error for r in records if r.error]
             outcome.error = "; ".join(errors) or None
+
+
+def run_seed(seed: int, run_id: str) -> int:
+    """The simulator seed of one run: stable for the run, different between runs, whichever executor runs it."""
+    return int(hashlib.sha256(f"{seed}:{run_id}".encode()).hexdigest()[:8], 16)
 
 
 def is_multi(run: Run) -> bool:
@@ -232,7 +237,7 @@ class DockerExecutor:
             flash_attention=spec.server.flash_attention,
         )
         variables = stack.stack_variables(server, harness_image=self.harness_image) | {
-            "SIM_SEED": str(int(hashlib.sha256(f"{self.seed}:{run.run_id}".encode()).hexdigest()[:8], 16)),
+            "SIM_SEED": str(run_seed(self.seed, run.run_id)),
             "SIM_TIME_SCALE": repr(self.time_scale),
             "SIM_DEVICE_GROUP": f"run-{run.run_id}",
             "OLLAMA_MODEL": run.model,
@@ -278,8 +283,6 @@ class DockerExecutor:
 
 
 def _request_lines(server: SimServer, index: int) -> bytes:
-    import json
-
     return b"".join(
         (json.dumps({"server": index, **r.to_json()}, sort_keys=True) + "\n").encode() for r in server.requests
     )
