@@ -53,6 +53,9 @@ class Sweep(_Doc):
     command: list[str]
     started_at: str
     planned_runs: int
+    images: dict[str, str] = Field(
+        default_factory=dict, description="role (harness, rust-agent, ollama) → image ID the runs used"
+    )
 
 
 class ContainerStats(_Doc):

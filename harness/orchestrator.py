@@ -55,6 +55,10 @@ class Executor(Protocol):
     @property
     def time_scale(self) -> float: ...
 
+    def image_ids(self) -> dict[str, str]:
+        """Role → image ID of every image the runs execute (empty when nothing runs in a container)."""
+        ...
+
     async def execute(self, run: Run, spec: Spec) -> RunOutcome: ...
 
 
@@ -67,6 +71,9 @@ class LocalSimExecutor:
     time_scale: float
     timeouts: Timeouts = field(default_factory=Timeouts)
     backend: str = "sim"
+
+    def image_ids(self) -> dict[str, str]:
+        return {}
 
     def check(self, plan: Plan) -> None:
         rust = sorted({r.runtime for r in plan.runs if r.runtime not in PYTHON_RUNTIMES})
@@ -215,6 +222,12 @@ class DockerExecutor:
     def check(self, plan: Plan) -> None:
         """Every run can be executed by this executor (nothing to check: both agent languages have images)."""
 
+    def image_ids(self) -> dict[str, str]:
+        from harness import stack
+
+        refs = {"harness": self.harness_image, "rust-agent": self.rust_image}
+        return {role: stack.image_id(self.client, ref) for role, ref in refs.items() if ref}
+
     async def execute(self, run: Run, spec: Spec) -> RunOutcome:
         try:
             return await asyncio.to_thread(self._execute, run, spec)
@@ -300,12 +313,20 @@ def prepare(
 ) -> Sweep:
     """Write sweep.json, spec.toml and plan.json, or check that an existing sweep is the same one (resume)."""
     spec_sha = hashlib.sha256(spec_bytes).hexdigest()
+    images = executor.image_ids()
     if (out.root / "sweep.json").exists():
         sweep = load_sweep(out.root)
         if sweep.spec_sha256 != spec_sha or sweep.backend != executor.backend:
             raise BadInputError(
                 f"{out.root} holds a sweep of another spec or backend (spec sha256 {sweep.spec_sha256[:12]}…)",
                 hint="pass a new --out folder, or restore the spec it was started with to resume",
+            )
+        changed = sorted(k for k in set(sweep.images) | set(images) if sweep.images.get(k) != images.get(k))
+        if changed:
+            raise BadInputError(
+                f"{out.root} was started with other images ({', '.join(changed)} changed since): resuming would "
+                "mix two environments in one sweep",
+                hint="pass a new --out folder, or restore the kit version it was started with to resume",
             )
         return sweep
     sweep = Sweep(
@@ -319,6 +340,7 @@ def prepare(
         command=command,
         started_at=_now(),
         planned_runs=len(plan.runs),
+        images=images,
     )
     out.root.mkdir(parents=True, exist_ok=True)
     (out.root / "spec.toml").write_bytes(spec_bytes)

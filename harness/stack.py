@@ -735,6 +735,15 @@ def require_gpu(client: docker.DockerClient) -> None:
         raise DockerError("no NVIDIA GPU visible to Docker", hint=GPU_HINT)
 
 
+def image_id(client: docker.DockerClient, reference: str) -> str:
+    """The ``sha256:…`` ID of a local image (what a sweep records, so a resume or a bundle uses the same bytes)."""
+    with _docker_op(f"inspecting image {reference}"):
+        try:
+            return str(client.images.get(reference).id)
+        except docker.errors.ImageNotFound:
+            raise DockerError(f"image {reference} is not on this engine", hint="run `invoke build`") from None
+
+
 def project_name(run_id: str) -> str:
     """``cfk-<run id>-<short random>``: unique per stack, valid as a compose project and container name."""
     slug = re.sub(r"[^a-z0-9_-]+", "-", run_id.lower()).strip("-_")[:40] or "run"

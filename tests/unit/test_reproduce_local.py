@@ -69,3 +69,14 @@ def test_resume_refuses_a_folder_of_another_spec(tmp_path: Path, capsys: pytest.
     (out / "sweep.json").write_text(json.dumps(sweep))
     assert main([*ARGS, "--out", str(out)]) == 2
     assert "another spec or backend" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_folder_started_with_other_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "images"
+    assert main([*ARGS, "--out", str(out)]) == 0
+    assert load_sweep(out).images == {}  # the local executor runs nothing in a container
+    sweep = json.loads((out / "sweep.json").read_text())
+    sweep["images"] = {"harness": "sha256:" + "1" * 64}
+    (out / "sweep.json").write_text(json.dumps(sweep))
+    assert main([*ARGS, "--out", str(out)]) == 2
+    assert "other images (harness changed since)" in capsys.readouterr().err
