@@ -127,6 +127,34 @@ def images_lock(c: Context) -> None:
     c.run(f"{PY} -m harness images lock")
 
 
+@task(
+    name="up",
+    help={
+        "topology": "single | dual",
+        "backend": "auto | ollama | sim",
+        "model": "model the simulator preloads",
+        "port": "host port of the first server (127.0.0.1)",
+        "port2": "host port of the second server (dual)",
+    },
+)
+def stack_up(
+    c: Context, topology: str = "single", backend: str = "", model: str = "", port: int = 11434, port2: int = 11435
+) -> None:
+    """Start a kit stack by hand (Ollama or the simulator, OLLAMA_* settings from the environment); it stays up."""
+    c.run(
+        f"{PY} -m harness stack up --topology {shlex.quote(topology)} --port {port} --port2 {port2}"
+        + _opt("--backend", backend)
+        + _opt("--model", model),
+        pty=False,
+    )
+
+
+@task(name="down", help={"name": "only this stack (default: every stack started by stack.up)"})
+def stack_down(c: Context, name: str = "") -> None:
+    """Remove stacks started by stack.up."""
+    c.run(f"{PY} -m harness stack down" + _opt("--name", name))
+
+
 @task(help={"csv": "originals' per-run CSV (shared/reference/data)", "report": "trNNN", "out": "report folder"})
 def analyze(c: Context, csv: str, report: str, out: str = "") -> None:
     """Recompute a report's published figures from the originals' records and judge its claims."""
@@ -141,3 +169,4 @@ def report_(c: Context, dir: str) -> None:
 
 ns = Collection(test, lock, specs, plan, corpus, sim, reproduce, build, clean, analyze, report_)
 ns.add_collection(Collection("images", images_base, images_lock))
+ns.add_collection(Collection("stack", stack_up, stack_down))

@@ -6,7 +6,7 @@
 ARG BASE_IMAGE=chimeraforge/base:bookworm
 
 FROM ${BASE_IMAGE} AS venv
-# Marks this stage's leftover image so the builder can prune it (the classic builder keeps stages dangling).
+# Marks this stage's image, which the classic builder keeps untagged: it is the cache of the dependency layer.
 LABEL io.chimeraforge.stage=venv
 COPY requirements.lock /tmp/kit/requirements.lock
 COPY wheels/ /tmp/kit/wheels/

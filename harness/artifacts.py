@@ -40,6 +40,17 @@ class _Doc(BaseModel):
     schema_version: Literal[1] = 1
 
 
+class ModelFacts(_Doc):
+    """The model as the server holds it after the pull that precedes a sweep (the simulator's digest is synthetic)."""
+
+    name: str
+    digest: str = Field(description="digest from /api/tags, hex as Ollama lists it (synthetic when simulated)")
+    size_bytes: int | None = None
+    server_version: str = Field(description="/api/version of the server that pulled it")
+    simulated: bool
+    pull_duration_s: float = Field(ge=0)
+
+
 class Sweep(_Doc):
     """What the user asked for, written before the first run."""
 
@@ -56,6 +67,7 @@ class Sweep(_Doc):
     images: dict[str, str] = Field(
         default_factory=dict, description="role (harness, rust-agent, ollama) → image ID the runs used"
     )
+    model: ModelFacts | None = Field(default=None, description="the model pulled before the first run")
 
 
 class ContainerStats(_Doc):

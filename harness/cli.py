@@ -104,6 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
     clean = verbs.add_parser("clean", help="remove containers, networks and run volumes a crash left behind")
     clean.add_argument("--run-id", default=None, help="only this run's")
 
+    stk = verbs.add_parser("stack", help="bring a kit stack up or down by hand (ports on 127.0.0.1)")
+    stk_actions = stk.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    up = stk_actions.add_parser("up", help="start servers that stay up until `stack down`")
+    up.add_argument("--topology", choices=("single", "dual"), default="single")
+    up.add_argument("--backend", choices=("auto", "ollama", "sim"), default=None, help="default: HARNESS_BACKEND")
+    up.add_argument("--model", default=None, help="model the simulator preloads (default: the pinned model)")
+    up.add_argument("--port", type=int, default=11434, help="host port of the first server")
+    up.add_argument("--port2", type=int, default=11435, help="host port of the second server (dual)")
+    down = stk_actions.add_parser("down", help="remove stacks started by `stack up`")
+    down.add_argument("--name", default=None, help="only this project (default: every by-hand stack)")
+
     rep = verbs.add_parser("reproduce", help="run a report's protocol and write artifacts")
     rep.add_argument("--report", required=True, help="trNNN")
     rep.add_argument("--backend", choices=("auto", "ollama", "sim"), default=None, help="default: HARNESS_BACKEND")
@@ -337,28 +348,40 @@ def _corpus(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _docker_executor(settings: Settings, plan: Any, console: Any) -> Any:
-    """The container executor: Ollama when Docker sees an NVIDIA GPU (backend auto/ollama), else the simulator."""
-    from harness import stack
+def _docker_executor(settings: Settings, console: Any) -> Any:
+    """The container executor: Ollama when asked or when Docker sees an NVIDIA GPU (auto), else the simulator.
+
+    The real backend is checked before anything is built or pulled: a GPU visible to Docker and a way to get
+    the Ollama image (a registry, or the image already loaded).
+    """
+    from harness import images, stack
     from harness.orchestrator import DockerExecutor
 
     client = stack.connect()
-    gpu = stack.gpu_visible(client)
-    if settings.backend == "ollama":
+    backend = settings.backend
+    if backend == "auto":
+        backend = "ollama" if stack.gpu_visible(client) else "sim"
+        if backend == "sim":
+            console.print("[bold yellow]No NVIDIA GPU visible to Docker: using the simulated backend.[/]")
+    if backend == "ollama":
+        if settings.time_scale != 1.0:
+            raise BadInputError("--time-scale applies to the simulator only", hint="drop it, or use --backend sim")
         stack.require_gpu(client)
-        raise BadInputError(
-            "the Ollama backend needs the Ollama image, which needs a registry to build from",
-            hint="run `invoke images.lock` and `invoke build` on a host with registry access, or use --backend sim",
-        )
-    if settings.backend == "auto" and not gpu:
-        console.print("[bold yellow]No NVIDIA GPU visible to Docker: using the simulated backend.[/]")
+        reason = images.ollama_unavailable(client, images.load_pins())
+        if reason:
+            raise BadInputError(
+                f"the Ollama backend needs the kit's Ollama image, built from ollama/ollama: {reason}",
+                hint="run `invoke images.lock` and `invoke build` where a registry answers, load a bundle's images, "
+                "or rehearse with --backend sim",
+            )
     return DockerExecutor(
         client=client,
         harness_image="",
         kit_version=__version__,
         seed=settings.sim_seed,
-        time_scale=settings.time_scale,
+        time_scale=settings.time_scale if backend == "sim" else 1.0,
         agent_timeout_s=settings.request_timeout_s * 4,
+        backend=backend,
     )
 
 
@@ -374,7 +397,56 @@ def _with_images(executor: Any, console: Any, *, rust: bool) -> Any:
     built = {i.name: i.tag for i in report.images}
     if not built.get("harness") or (rust and not built.get("rust-agent")):
         raise BadInputError("the agent images could not be built", hint="see the build output above")
-    return dataclasses.replace(executor, harness_image=built["harness"], rust_image=built.get("rust-agent") or "")
+    return dataclasses.replace(
+        executor,
+        harness_image=built["harness"],
+        rust_image=built.get("rust-agent") or "",
+        ollama_image=(built.get("ollama") or "") if executor.backend == "ollama" else "",
+    )
+
+
+MANUAL_RUN_ID = "by-hand"
+"""Run-id label of stacks started by ``stack up``: ``stack down`` removes them, runs never touch them."""
+
+
+def _stack(args: argparse.Namespace, base: Settings) -> int:
+    from rich.console import Console
+
+    from harness import images, stack
+    from harness.settings import load_server_settings
+
+    if args.action == "down":
+        report = stack.reap(stack.connect(), run_id=MANUAL_RUN_ID, project=args.name, volumes=True)
+        print(f"removed {len(report.containers)} container(s), {len(report.networks)} network(s)")
+        return EXIT_RUN_FAILURE if report.failed else EXIT_OK
+    for port in (args.port, args.port2):
+        if not 1 <= port <= 65535:
+            raise BadInputError(f"port {port} is out of range", hint="pick a port between 1 and 65535")
+    settings = load_settings(backend=args.backend) if args.backend else base
+    console = Console(stderr=True)
+    executor = _with_images(_docker_executor(settings, console), console, rust=False)
+    executor.require_server_image()
+    model = args.model or images.load_pins().model
+    project = executor.project(
+        load_server_settings(),
+        topology=args.topology,
+        model=model,
+        sim_seed=settings.sim_seed,
+        device_group="by-hand",
+        ports={"OLLAMA_PORT": str(args.port), "OLLAMA2_PORT": str(args.port2)},
+    )
+    live = stack.Stack(
+        project,
+        client=executor.client,
+        run_id=MANUAL_RUN_ID,
+        kit_version=__version__,
+        publish="as_written",
+    )
+    live.up()  # stays up after this process exits: `stack down` (or `clean`) removes it
+    for service in ("ollama", "ollama2")[: 1 + (args.topology == "dual")]:
+        print(f"{service}: {live.url(service)}")
+    print(f"stack {live.name} is up ({executor.backend}); remove it with `invoke stack.down`")
+    return EXIT_OK
 
 
 def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> int:
@@ -405,15 +477,16 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
         interleave_seed=args.interleave_seed,
     )
     console = Console(stderr=True)
-    executor: Any
+    executor: Any = None
     if args.executor == "docker":
-        executor = _docker_executor(settings, plan, console)
+        executor = _docker_executor(settings, console)
     else:
         if settings.backend == "ollama":
             raise BadInputError("the local executor only runs the simulator", hint="use --executor docker")
-    console.print(
-        "[bold yellow]SIMULATED: a rehearsal of the protocol against the simulated Ollama, not a measurement.[/]"
-    )
+    if executor is None or executor.backend == "sim":
+        console.print(
+            "[bold yellow]SIMULATED: a rehearsal of the protocol against the simulated Ollama, not a measurement.[/]"
+        )
     workload = Workload.load(
         model=spec.model.name,
         workflow=spec.agent.workflow if spec.agent else "single_call",
@@ -428,12 +501,19 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
             time_scale=settings.time_scale,
             timeouts=Timeouts(settings.request_timeout_s, settings.connect_timeout_s),
         )
-    executor.check(plan)
     if args.executor == "docker":
         console.print("checking the kit's images (built on first use; offline when no registry answers)")
         executor = _with_images(executor, console, rust=any(r.language == "rust" for r in plan.runs))
-    out = ArtifactDir(args.out or settings.artifacts_dir / f"{spec.id}-sim")
-    prepare(out, spec, path.read_bytes(), plan, executor, ["harness", *command])
+    executor.check(plan)
+    out = ArtifactDir(args.out or settings.artifacts_dir / f"{spec.id}-{executor.backend}")
+
+    def pull_model() -> Any:
+        console.print(f"preparing {spec.model.name} on the {executor.backend} backend (pulled once, then reused)")
+        facts = asyncio.run(executor.prepare_model(spec))
+        console.print(f"model {facts.name} {facts.digest[:19]}… served by {facts.server_version}")
+        return facts
+
+    prepare(out, spec, path.read_bytes(), plan, executor, ["harness", *command], model=pull_model)
     failures = 0
     with Progress(
         TextColumn("{task.description}"),
@@ -472,6 +552,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_agent(args, settings)
         if args.verb == "plan":
             return _plan(args, settings)
+        if args.verb == "stack":
+            return _stack(args, settings)
         if args.verb == "reproduce":
             return _reproduce(args, settings, list(argv) if argv is not None else sys.argv[1:])
         if args.verb == "analyze":

@@ -724,8 +724,8 @@ def build_harness_image(
     labels = _image_labels("harness", kit_version, ctx_sha, base_tag, str(base.id))
     image = _build_from_files(client, files, tag=tag, labels=labels, buildargs=buildargs, dockerfile="Dockerfile")
     image.tag(HARNESS_REPOSITORY, kit_version)
-    with contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException):
-        client.images.prune(filters={"dangling": True, "label": "io.chimeraforge.stage=venv"})
+    # The venv stage's image stays (untagged): it is the build cache that turns a change under harness/ into a
+    # rebuild of the last layers only. One per requirements.lock.
     return ImageBuildResult("harness", tag, str(image.id), True, time.monotonic() - start, ctx_sha, None, (moving,))
 
 
@@ -826,6 +826,10 @@ def build_ollama_image(
     """
     start = time.monotonic()
     if planned.skip_reason:
+        local = local_ollama_image(client, pins)
+        if local is not None:
+            progress(f"ollama: no registry, using the local {local.tags[0] if local.tags else local.id}")
+            return ImageBuildResult("ollama", str(local.id), str(local.id), False, 0.0)
         return ImageBuildResult("ollama", None, None, False, 0.0, skip_reason=planned.skip_reason)
     files: dict[str, Path | bytes] = {"Dockerfile": repo_root / "docker" / "ollama.Dockerfile"}
     buildargs = {"BASE_IMAGE": planned.base_image, "KIT_VERSION": kit_version}
@@ -848,6 +852,20 @@ def build_ollama_image(
     image.tag(OLLAMA_REPOSITORY, pins.ollama_version)
     moving = f"{OLLAMA_REPOSITORY}:{pins.ollama_version}"
     return ImageBuildResult("ollama", tag, str(image.id), True, time.monotonic() - start, ctx_sha, None, (moving,))
+
+
+def local_ollama_image(client: docker.DockerClient, pins: Pins) -> Image | None:
+    """The kit's Ollama image of the pinned version when the engine already has it (built earlier, or loaded
+    from a bundle): the offline path can run the real backend with it."""
+    return _image_or_none(client, f"{OLLAMA_REPOSITORY}:{pins.ollama_version}")
+
+
+def ollama_unavailable(client: docker.DockerClient, pins: Pins) -> str | None:
+    """Why the real backend cannot get its server image here (None when it can: local image or a registry)."""
+    if local_ollama_image(client, pins) is not None:
+        return None
+    probe = registry_reachable(client, pins.images["ollama"].reference)
+    return None if probe.reachable else probe.detail
 
 
 @dataclass(frozen=True)

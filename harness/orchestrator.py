@@ -19,7 +19,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,10 +27,12 @@ from typing import Any, Protocol
 from harness import __version__
 from harness.agents.runner import SingleAgent, Timeouts, run_multi, run_single
 from harness.agents.workflow import Workload
-from harness.artifacts import ArtifactDir, ContainerStats, RunResult, Sweep, load_sweep
-from harness.errors import BadInputError
+from harness.artifacts import ArtifactDir, ContainerStats, ModelFacts, RunResult, Sweep, load_sweep
+from harness.errors import BadInputError, OllamaError
+from harness.ollama import OllamaClient
 from harness.plan import PYTHON_RUNTIMES, Plan, Run
 from harness.records import AgentRunRecord, CallRecord, MultiRunRecord, parse_record
+from harness.settings import OllamaServerSettings
 from harness.sim.config import SimConfig
 from harness.sim.server import SimServer
 from harness.spec import Spec
@@ -59,7 +61,45 @@ class Executor(Protocol):
         """Role → image ID of every image the runs execute (empty when nothing runs in a container)."""
         ...
 
+    async def prepare_model(self, spec: Spec) -> ModelFacts:
+        """Make sure the spec's model is on the backend's model store (pull once) and describe it."""
+        ...
+
     async def execute(self, run: Run, spec: Spec) -> RunOutcome: ...
+
+
+PULL_TIMEOUT_S = 3600.0
+"""A first pull downloads gigabytes; the per-request timeout of the agents does not apply to it."""
+
+
+def model_tag(name: str) -> str:
+    """Ollama's canonical name: ``gemma3`` is listed by /api/tags as ``gemma3:latest``."""
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+async def describe_model(base_url: str, model: str, *, pull_timeout_s: float = PULL_TIMEOUT_S) -> ModelFacts:
+    """Pull ``model`` (a no-op when the store has it) and read back its digest, size and the server version."""
+    started = time.monotonic()
+    async with OllamaClient(base_url, request_timeout_s=pull_timeout_s) as client:
+        async for _progress in client.pull(model):
+            pass
+        version = await client.version()
+        tags = await client.tags()
+    wanted = model_tag(model)
+    entry = next((m for m in tags.get("models") or [] if wanted in (m.get("name"), m.get("model"))), None)
+    if entry is None or not entry.get("digest"):
+        raise OllamaError(
+            f"{wanted} is not listed by {base_url}/api/tags after its pull",
+            hint="check the model reference in the spec and the server log",
+        )
+    return ModelFacts(
+        name=wanted,
+        digest=str(entry["digest"]),
+        size_bytes=int(entry["size"]) if entry.get("size") is not None else None,
+        server_version=str(version.get("version", "unknown")),
+        simulated="simulated" in version,
+        pull_duration_s=time.monotonic() - started,
+    )
 
 
 @dataclass(frozen=True)
@@ -82,6 +122,10 @@ class LocalSimExecutor:
                 f"{plan.report} runs Rust agents ({', '.join(rust)}), which need the container executor",
                 hint="reproduce a Python report (tr108, tr109, tr110) locally, or build the Rust agent image",
             )
+
+    async def prepare_model(self, spec: Spec) -> ModelFacts:
+        async with SimServer(SimConfig(seed=self.seed, time_scale=self.time_scale, preload=(spec.model.name,))) as sim:
+            return await describe_model(sim.base_url, spec.model.name)
 
     async def execute(self, run: Run, spec: Spec) -> RunOutcome:
         outcome = RunOutcome()
@@ -150,6 +194,16 @@ class LocalSimExecutor:
             outcome.error = "; ".join(errors) or None
 
 
+def server_settings(spec: Spec) -> OllamaServerSettings:
+    """The ``OLLAMA_*`` knobs a spec pins for its servers."""
+    return OllamaServerSettings(
+        num_parallel=spec.server.num_parallel,
+        keep_alive=spec.server.keep_alive,
+        context_length=spec.server.context_length,
+        flash_attention=spec.server.flash_attention,
+    )
+
+
 def run_seed(seed: int, run_id: str) -> int:
     """The simulator seed of one run: stable for the run, different between runs, whichever executor runs it."""
     return int(hashlib.sha256(f"{seed}:{run_id}".encode()).hexdigest()[:8], 16)
@@ -203,8 +257,9 @@ def agent_command(run: Run, spec: Spec, urls: list[str], time_scale: float) -> l
 class DockerExecutor:
     """One fresh compose project per run (servers + agent container), torn down whatever happens.
 
-    The simulated backend swaps only the server image and command (compose/sim*.override.yml); the agents reach
-    the servers by service name on the project network.
+    ``backend="ollama"`` runs the real server image with the GPU reservation of the compose file; ``"sim"``
+    swaps only the server image and command (compose/sim*.override.yml) and drops the reservation. The agents
+    reach the servers by service name on the project network.
     """
 
     client: Any
@@ -215,47 +270,109 @@ class DockerExecutor:
     ready_timeout_s: float = 120.0
     agent_timeout_s: float = 3600.0
     backend: str = "sim"
+    rust_image: str = ""
+    ollama_image: str = ""
+    model_volume: str = ""
     _live: list[Any] = field(default_factory=list, compare=False, repr=False)
 
-    rust_image: str = ""
-
     def check(self, plan: Plan) -> None:
-        """Every run can be executed by this executor (nothing to check: both agent languages have images)."""
+        """Every run can be executed by this executor: the real backend needs its server image."""
+        self.require_server_image()
+
+    def require_server_image(self) -> None:
+        if self.backend == "ollama" and not self.ollama_image:
+            raise BadInputError(
+                "the Ollama backend needs the kit's Ollama image, which is built from ollama/ollama and so needs "
+                "a registry (or an image loaded from a bundle)",
+                hint="run `invoke images.lock` and `invoke build` on a host with registry access, or use --backend sim",
+            )
 
     def image_ids(self) -> dict[str, str]:
         from harness import stack
 
-        refs = {"harness": self.harness_image, "rust-agent": self.rust_image}
+        refs = {"harness": self.harness_image, "rust-agent": self.rust_image, "ollama": self.ollama_image}
         return {role: stack.image_id(self.client, ref) for role, ref in refs.items() if ref}
+
+    def project(
+        self,
+        server: OllamaServerSettings,
+        *,
+        topology: str,
+        model: str,
+        sim_seed: int,
+        device_group: str,
+        ports: Mapping[str, str] | None = None,
+    ) -> Any:
+        """The compose project of one stack: these server settings, this executor's images and backend."""
+        from harness import stack
+
+        variables = stack.stack_variables(
+            server,
+            harness_image=self.harness_image,
+            ollama_image=self.ollama_image or None,
+            **({"model_volume": self.model_volume} if self.model_volume else {}),
+        ) | {
+            "SIM_SEED": str(sim_seed),
+            "SIM_TIME_SCALE": repr(self.time_scale),
+            "SIM_DEVICE_GROUP": device_group,
+            "OLLAMA_MODEL": model,
+            **(ports or {}),
+        }
+        files = stack.compose_files(topology, "sim" if self.backend == "sim" else "ollama")  # type: ignore[arg-type]
+        return stack.load_compose(files, variables, gpu=self.backend == "ollama")
+
+    async def prepare_model(self, spec: Spec) -> ModelFacts:
+        """Pull the model into the shared model volume once, through a single-server stack of this backend."""
+        try:
+            return await asyncio.to_thread(self._prepare_model, spec)
+        except asyncio.CancelledError:
+            self._down_live()
+            raise
+
+    def _prepare_model(self, spec: Spec) -> ModelFacts:
+        from harness import stack
+
+        project = self.project(
+            server_settings(spec), topology="single", model=spec.model.name, sim_seed=self.seed, device_group="prep"
+        )
+        with stack.Stack(
+            project,
+            client=self.client,
+            run_id="model-prep",
+            kit_version=self.kit_version,
+            ready_timeout_s=self.ready_timeout_s,
+            handle_signals=False,
+        ) as live:
+            self._live.append(live)
+            try:
+                return asyncio.run(describe_model(live.url("ollama"), spec.model.name))
+            finally:
+                self._live.remove(live)
 
     async def execute(self, run: Run, spec: Spec) -> RunOutcome:
         try:
             return await asyncio.to_thread(self._execute, run, spec)
         except asyncio.CancelledError:
-            # Interrupted (Ctrl-C, SIGTERM): remove the stack now; the worker thread then sees its agent
-            # container gone and leaves its `with` block, whose own teardown finds nothing left to do.
-            for live in list(self._live):
-                with contextlib.suppress(Exception):
-                    live.down()
+            self._down_live()
             raise
+
+    def _down_live(self) -> None:
+        # Interrupted (Ctrl-C, SIGTERM): remove the stack now; the worker thread then sees its containers gone
+        # and leaves its `with` block, whose own teardown finds nothing left to do.
+        for live in list(self._live):
+            with contextlib.suppress(Exception):
+                live.down()
 
     def _execute(self, run: Run, spec: Spec) -> RunOutcome:
         from harness import stack
-        from harness.settings import OllamaServerSettings
 
-        server = OllamaServerSettings(
-            num_parallel=spec.server.num_parallel,
-            keep_alive=spec.server.keep_alive,
-            context_length=spec.server.context_length,
-            flash_attention=spec.server.flash_attention,
+        project = self.project(
+            server_settings(spec),
+            topology=spec.topology.ollama,
+            model=run.model,
+            sim_seed=run_seed(self.seed, run.run_id),
+            device_group=f"run-{run.run_id}",
         )
-        variables = stack.stack_variables(server, harness_image=self.harness_image) | {
-            "SIM_SEED": str(run_seed(self.seed, run.run_id)),
-            "SIM_TIME_SCALE": repr(self.time_scale),
-            "SIM_DEVICE_GROUP": f"run-{run.run_id}",
-            "OLLAMA_MODEL": run.model,
-        }
-        project = stack.load_compose(stack.compose_files(spec.topology.ollama, "sim"), variables, gpu=False)
         services = ["ollama", "ollama2"][: len(spec.topology.ports)]
         urls = [f"http://{name}:11434" for name in services]
         outcome = RunOutcome()
@@ -309,9 +426,19 @@ def _now() -> str:
 
 
 def prepare(
-    out: ArtifactDir, spec: Spec, spec_bytes: bytes, plan: Plan, executor: Executor, command: list[str]
+    out: ArtifactDir,
+    spec: Spec,
+    spec_bytes: bytes,
+    plan: Plan,
+    executor: Executor,
+    command: list[str],
+    model: Callable[[], ModelFacts] | None = None,
 ) -> Sweep:
-    """Write sweep.json, spec.toml and plan.json, or check that an existing sweep is the same one (resume)."""
+    """Write sweep.json, spec.toml and plan.json, or check that an existing sweep is the same one (resume).
+
+    ``model`` prepares the model (a pull) and is called only once the folder is known to be usable, so bad
+    input costs no download; a resumed sweep must find the same model digest it started with.
+    """
     spec_sha = hashlib.sha256(spec_bytes).hexdigest()
     images = executor.image_ids()
     if (out.root / "sweep.json").exists():
@@ -328,6 +455,13 @@ def prepare(
                 "mix two environments in one sweep",
                 hint="pass a new --out folder, or restore the kit version it was started with to resume",
             )
+        facts = model() if model else None
+        if facts is not None and sweep.model is not None and facts.digest != sweep.model.digest:
+            raise BadInputError(
+                f"{out.root} was started with {sweep.model.name} {sweep.model.digest[:19]}…, the server now holds "
+                f"{facts.digest[:19]}…: resuming would mix two models in one sweep",
+                hint="pass a new --out folder",
+            )
         return sweep
     sweep = Sweep(
         artifact_id=out.root.name,
@@ -341,6 +475,7 @@ def prepare(
         started_at=_now(),
         planned_runs=len(plan.runs),
         images=images,
+        model=model() if model else None,
     )
     out.root.mkdir(parents=True, exist_ok=True)
     (out.root / "spec.toml").write_bytes(spec_bytes)

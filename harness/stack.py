@@ -1296,13 +1296,15 @@ def _remove_labelled(
     return leftovers
 
 
-def reap(client: docker.DockerClient, *, run_id: str | None = None, volumes: bool = False) -> ReapReport:
-    """Remove everything labelled ``io.chimeraforge.kit=1`` (or only one run's) that a crash left behind.
+def reap(
+    client: docker.DockerClient, *, run_id: str | None = None, project: str | None = None, volumes: bool = False
+) -> ReapReport:
+    """Remove everything labelled ``io.chimeraforge.kit=1`` (or one run's, or one project's) that is left.
 
     Containers and networks always; per-run volumes when ``volumes``; the shared model volume never. Backs
-    ``invoke clean``.
+    ``invoke clean`` and ``invoke stack.down``.
     """
-    label = f"{LABEL_RUN_ID}={run_id}" if run_id else f"{LABEL_KIT}=1"
+    label = f"{LABEL_PROJECT}={project}" if project else f"{LABEL_RUN_ID}={run_id}" if run_id else f"{LABEL_KIT}=1"
     removed: dict[str, list[str]] = {"containers": [], "networks": [], "volumes": []}
     failed = _remove_labelled(client, label, volumes=volumes, removed=removed)
     return ReapReport(

@@ -80,3 +80,23 @@ def test_resume_refuses_a_folder_started_with_other_images(tmp_path: Path, capsy
     (out / "sweep.json").write_text(json.dumps(sweep))
     assert main([*ARGS, "--out", str(out)]) == 2
     assert "other images (harness changed since)" in capsys.readouterr().err
+
+
+def test_the_model_is_pulled_and_described_before_the_first_run(tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    assert main([*ARGS, "--out", str(out)]) == 0
+    model = load_sweep(out).model
+    assert model is not None and model.simulated
+    assert model.name == "gemma3:latest" and len(model.digest) == 64 and model.server_version == "0.12.10"
+
+
+def test_resume_refuses_a_folder_started_with_another_model_digest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "digest"
+    assert main([*ARGS, "--out", str(out)]) == 0
+    sweep = json.loads((out / "sweep.json").read_text())
+    sweep["model"]["digest"] = "2" * 64
+    (out / "sweep.json").write_text(json.dumps(sweep))
+    assert main([*ARGS, "--out", str(out)]) == 2
+    assert "mix two models" in capsys.readouterr().err
