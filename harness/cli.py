@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--workflow", choices=("two_call", "one_call", "single_call"), default="two_call")
         sub.add_argument("--no-stream", action="store_true", help="non-streaming calls (TR109)")
         sub.add_argument("--run-id", default=None, help="plan run id to stamp on every record")
+        sub.add_argument("--connect-timeout-s", type=float, default=None, help="default: HARNESS_CONNECT_TIMEOUT_S")
+        sub.add_argument("--request-timeout-s", type=float, default=None, help="default: HARNESS_REQUEST_TIMEOUT_S")
         _add_option_flags(sub, "chimera", "chimera agent (A in multi-agent hetero/homo)")
     single, multi = kinds.choices["single"], kinds.choices["multi"]
     single.add_argument("--base-url", default="http://127.0.0.1:11434")
@@ -158,6 +160,8 @@ def _run_agent(args: argparse.Namespace, settings: Settings) -> int:
         prompts_dir=args.prompts,
         corpus_dir=args.corpus,
     )
+    if args.request_timeout_s is not None or args.connect_timeout_s is not None:
+        settings = load_settings(request_timeout_s=args.request_timeout_s, connect_timeout_s=args.connect_timeout_s)
     timeouts = Timeouts(settings.request_timeout_s, settings.connect_timeout_s)
     if args.output_dir == "-":
         out_ctx: Any = contextlib.nullcontext(sys.stdout)
@@ -381,6 +385,8 @@ def _docker_executor(settings: Settings, console: Any) -> Any:
         seed=settings.sim_seed,
         time_scale=settings.time_scale if backend == "sim" else 1.0,
         agent_timeout_s=settings.request_timeout_s * 4,
+        request_timeout_s=settings.request_timeout_s,
+        connect_timeout_s=settings.connect_timeout_s,
         backend=backend,
     )
 

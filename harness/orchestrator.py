@@ -218,10 +218,15 @@ def _options_flags(prefix: str, options: dict[str, float | int] | None) -> list[
     return [f for k, v in (options or {}).items() for f in (f"--{prefix}-{k.replace('_', '-')}", str(v))]
 
 
-def agent_command(run: Run, spec: Spec, urls: list[str], time_scale: float) -> list[str]:
-    """The ``python -m harness agent …`` command line a containerised run executes (records go to stdout)."""
+def agent_command(
+    run: Run, spec: Spec, urls: list[str], time_scale: float, *, timeouts: Timeouts | None = None
+) -> list[str]:
+    """The agent command line a containerised run executes (records go to stdout); both languages take it."""
     agent = spec.agent
+    timeouts = timeouts or Timeouts()
     common = ["--model", run.model, "--output-dir", "-", "--run-id", run.run_id]
+    common += ["--request-timeout-s", repr(timeouts.request_timeout_s)]
+    common += ["--connect-timeout-s", repr(timeouts.connect_timeout_s)]
     common += ["--workflow", agent.workflow if agent else "single_call"]
     if agent is not None and not agent.streaming:
         common.append("--no-stream")
@@ -273,6 +278,8 @@ class DockerExecutor:
     rust_image: str = ""
     ollama_image: str = ""
     model_volume: str = ""
+    request_timeout_s: float = 600.0
+    connect_timeout_s: float = 10.0
     _live: list[Any] = field(default_factory=list, compare=False, repr=False)
 
     def check(self, plan: Plan) -> None:
@@ -387,7 +394,13 @@ class DockerExecutor:
             self._live.append(live)
             rust = run.language == "rust"
             result = live.run_container(
-                agent_command(run, spec, urls, self.time_scale),
+                agent_command(
+                    run,
+                    spec,
+                    urls,
+                    self.time_scale,
+                    timeouts=Timeouts(self.request_timeout_s, self.connect_timeout_s),
+                ),
                 image=self.rust_image if rust else None,
                 name=f"agent-{run.runtime}",
                 timeout_s=self.agent_timeout_s,

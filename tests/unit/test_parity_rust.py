@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,33 @@ async def test_isolated_side_bodies_are_identical(rust_bin: Path, tmp_path: Path
         assert _bodies(py_sim) == _bodies(rs_sim)
     roles = {line.split('"role":"')[1].split('"')[0] for line in (tmp_path / "records.jsonl").read_text().splitlines()}
     assert roles == {"insight"}
+
+
+@pytest.mark.parametrize("report", ["tr110", "tr115"])
+async def test_the_orchestrators_agent_commands_run_in_both_languages(rust_bin: Path, report: str) -> None:
+    """Every kind of run the container executor launches (protocol, isolated, diagnostic) is a command line the
+    agent of its language accepts and completes: a flag one side lacks fails here, not in a container."""
+    from harness.agents.runner import Timeouts
+    from harness.orchestrator import agent_command
+    from harness.plan import expand
+    from harness.records import parse_record
+    from harness.spec import load_spec, spec_path
+
+    spec = load_spec(spec_path(ROOT / "experiments", report))
+    plan = expand(spec, runs_per_config=1, config_ids={spec.configs[0].id})
+    kinds = {(r.kind, r.language, r.runtime): r for r in plan.runs}
+    assert {k for k, _, _ in kinds} >= {"protocol", "isolated"}
+    async with _sim() as first, _sim() as second:
+        for run in kinds.values():
+            cmd = agent_command(run, spec, [first.base_url, second.base_url], 0.0, timeouts=Timeouts(30.0, 5.0))
+            if run.language == "rust":
+                cmd[0] = str(rust_bin / cmd[0])
+            else:
+                cmd[:3] = [sys.executable, "-m", "harness"]
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            )
+            out, err = await proc.communicate()
+            assert proc.returncode == 0, f"{run.kind} {run.runtime}: {err.decode()[-400:]}"
+            records = [parse_record(line) for line in out.decode().splitlines() if line.strip()]
+            assert records and all(r.runtime == run.runtime for r in records)

@@ -12,7 +12,7 @@ use chimeraforge_core::runner::{MultiPlan, SingleAgent, SinglePlan};
 use chimeraforge_core::workflow::Workload;
 
 use crate::cli::{Common, MultiArgs, SingleArgs};
-use crate::rt::{self, MultiJob, SingleJob};
+use crate::rt::{self, MultiJob, SingleJob, Timeouts};
 use crate::sink::FileSink;
 
 fn bad(msg: impl Into<String>) -> anyhow::Error {
@@ -133,10 +133,28 @@ pub fn run_single_agents(args: SingleArgs) -> anyhow::Result<bool> {
             runtime: args.common.runtime.as_str().to_owned(),
         },
         sink: sink.clone(),
+        timeouts: timeouts(&args.common)?,
     };
     let records = rt::single(args.common.runtime, &job)?;
     sink_ok(&sink)?;
     Ok(records.iter().all(|r| r.ok))
+}
+
+/// The transports' timeouts from the flags; zero, negative or non-finite values are bad input.
+fn timeouts(common: &Common) -> Result<Timeouts, AgentError> {
+    let seconds = |flag: &str, value: f64| {
+        if value.is_finite() && value > 0.0 {
+            Ok(std::time::Duration::from_secs_f64(value))
+        } else {
+            Err(AgentError::BadInput(format!(
+                "{flag} must be a positive number of seconds, not {value}"
+            )))
+        }
+    };
+    Ok(Timeouts {
+        connect: seconds("--connect-timeout-s", common.connect_timeout_s)?,
+        read: seconds("--request-timeout-s", common.request_timeout_s)?,
+    })
 }
 
 /// Scenario mapping of `harness.cli._multi_options`: bvc A sends nothing; homo both the chimera options;
@@ -190,6 +208,7 @@ pub fn run_multi_agents(args: MultiArgs) -> anyhow::Result<bool> {
             runtime: args.common.runtime.as_str().to_owned(),
         },
         sink: sink.clone(),
+        timeouts: timeouts(&args.common)?,
     };
     let record = rt::multi(args.common.runtime, job)?;
     sink_ok(&sink)?;

@@ -86,6 +86,12 @@ pub struct Common {
     /// async runtime
     #[arg(long, value_enum, default_value = "tokio")]
     pub runtime: RuntimeName,
+    /// seconds to wait for a TCP connection (HARNESS_CONNECT_TIMEOUT_S)
+    #[arg(long, default_value_t = 10.0)]
+    pub connect_timeout_s: f64,
+    /// seconds one read of a response may wait for bytes (HARNESS_REQUEST_TIMEOUT_S)
+    #[arg(long, default_value_t = 600.0)]
+    pub request_timeout_s: f64,
 }
 
 /// The chimera agent's options (agent A in multi-agent hetero/homo).

@@ -354,3 +354,74 @@ fn bad_flags_exit_2_and_failed_calls_are_recorded() {
         );
     }
 }
+
+/// A server that answers with a streaming head and then sends nothing, keeping the connection open.
+fn stalling_server() -> (String, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        // One connection per runtime below; each is answered, then held open until the test ends.
+        for stream in listener.incoming().take(RUNTIMES.len()) {
+            let mut stream = stream.unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n",
+            );
+            held.push(stream);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    });
+    (url, handle)
+}
+
+#[test]
+fn a_stalled_stream_fails_after_the_read_timeout_on_every_runtime() {
+    let agent = env!("CARGO_BIN_EXE_chimeraforge-agent");
+    let dir = tmp("bad-timeout");
+    let bad = run(
+        agent,
+        &[
+            "--output-dir",
+            dir.to_str().unwrap(),
+            "--request-timeout-s",
+            "0",
+        ],
+    );
+    assert_eq!(bad.0, 2, "{}", bad.1);
+    assert!(bad.1.contains("--request-timeout-s must be a positive"));
+
+    let (url, server) = stalling_server();
+    for runtime in RUNTIMES {
+        let dir = tmp(&format!("stalled-{runtime}"));
+        let (code, err) = run(
+            agent,
+            &[
+                "--base-url",
+                &url,
+                "--agents",
+                "baseline",
+                "--workflow",
+                "single_call",
+                "--runtime",
+                runtime,
+                "--request-timeout-s",
+                "0.3",
+                "--output-dir",
+                dir.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, 1, "{runtime}: {err}");
+        let recs = records(&dir);
+        let calls = of_kind(&recs, "call");
+        assert_eq!(calls.len(), 1, "{runtime}");
+        assert_eq!(calls[0]["ok"], false);
+        let error = calls[0]["error"].as_str().unwrap();
+        assert!(error.contains("timed out"), "{runtime}: {error}");
+    }
+    server.join().unwrap();
+}

@@ -11,29 +11,39 @@ use chimeraforge_core::records::{AgentRunRecord, MultiRunRecord, Role};
 use chimeraforge_core::runner::{multi_record, run_single};
 use chimeraforge_core::transport::Transport;
 
+use super::net::Sleep;
 use super::net::{Connector, NetTransport};
-use super::{MultiJob, SingleJob, CONNECT_TIMEOUT};
+use super::{MultiJob, SingleJob, Timeouts};
 
-pub struct AsyncStdConnector;
+pub struct AsyncStdConnector(Timeouts);
 
 impl Connector for AsyncStdConnector {
     type Stream = async_std::net::TcpStream;
 
+    fn read_timeout(&self) -> std::time::Duration {
+        self.0.read
+    }
+
+    fn sleep(duration: std::time::Duration) -> Sleep {
+        Box::pin(async_std::task::sleep(duration))
+    }
+
     async fn connect(&self, authority: String) -> std::io::Result<Self::Stream> {
         async_std::io::timeout(
-            CONNECT_TIMEOUT,
+            self.0.connect,
             async_std::net::TcpStream::connect(authority.as_str()),
         )
         .await
     }
 }
 
-fn transport(url: &str) -> Result<NetTransport<AsyncStdConnector>, AgentError> {
-    NetTransport::new(AsyncStdConnector, url, 0).map_err(|e| AgentError::BadInput(e.to_string()))
+fn transport(url: &str, timeouts: Timeouts) -> Result<NetTransport<AsyncStdConnector>, AgentError> {
+    NetTransport::new(AsyncStdConnector(timeouts), url, 0)
+        .map_err(|e| AgentError::BadInput(e.to_string()))
 }
 
 pub fn single(job: &SingleJob) -> Result<Vec<AgentRunRecord>, AgentError> {
-    let transport = transport(&job.base_url)?;
+    let transport = transport(&job.base_url, job.timeouts)?;
     async_std::task::block_on(run_single(
         &transport,
         &job.workload,
@@ -47,8 +57,8 @@ pub fn single(job: &SingleJob) -> Result<Vec<AgentRunRecord>, AgentError> {
 pub fn multi(job: MultiJob, coordinator_lock: bool) -> Result<MultiRunRecord, AgentError> {
     async_std::task::block_on(async move {
         let process_start = process_start_monotonic_ns();
-        let a = Arc::new(transport(&job.plan.collector_url)?);
-        let b = Arc::new(transport(&job.plan.insight_url)?);
+        let a = Arc::new(transport(&job.plan.collector_url, job.timeouts)?);
+        let b = Arc::new(transport(&job.plan.insight_url, job.timeouts)?);
         let lock = Arc::new(Mutex::new(()));
         let spawn = |t: Arc<NetTransport<AsyncStdConnector>>, role: Role| {
             let run = job.side(role, t, process_start);

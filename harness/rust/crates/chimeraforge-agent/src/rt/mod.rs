@@ -20,10 +20,22 @@ pub mod smol_rt;
 #[cfg(feature = "tokio")]
 pub mod tokio_rt;
 
-/// Connect timeout of every transport (the Python agent's default).
-pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// Per-read timeout where the HTTP stack has one (httpx's 600 s in the Python agent).
-pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+/// How long a transport waits: to connect, and for each read of a response (httpx's semantics in the Python
+/// agent, whose defaults these are). The harness passes its HARNESS_* settings as flags.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timeouts {
+    pub connect: std::time::Duration,
+    pub read: std::time::Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: std::time::Duration::from_secs(10),
+            read: std::time::Duration::from_secs(600),
+        }
+    }
+}
 
 /// A single-agent run: agents one after the other against one server.
 pub struct SingleJob {
@@ -32,6 +44,7 @@ pub struct SingleJob {
     pub agents: Vec<SingleAgent>,
     pub plan: SinglePlan,
     pub sink: Arc<dyn RecordSink>,
+    pub timeouts: Timeouts,
 }
 
 /// A multi-agent run: collector and insight concurrently.
@@ -39,6 +52,7 @@ pub struct MultiJob {
     pub workload: Arc<Workload>,
     pub plan: MultiPlan,
     pub sink: Arc<dyn RecordSink>,
+    pub timeouts: Timeouts,
 }
 
 impl MultiJob {

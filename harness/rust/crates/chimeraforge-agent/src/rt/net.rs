@@ -1,15 +1,28 @@
 //! A transport over any runtime's TCP stream that speaks `futures-io`, using the kit's HTTP/1.1 client.
 
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use chimeraforge_core::error::TransportError;
 use chimeraforge_core::http::{self, BodyLines, Endpoint};
 use chimeraforge_core::transport::{Head, Transport};
 use futures_lite::io::{AsyncRead, AsyncWrite};
 
-/// Opens a TCP connection on a particular runtime, with its own timer for the connect timeout.
+/// A runtime's own timer future.
+pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Opens a TCP connection on a particular runtime, with its own timer for the connect and read timeouts.
 pub trait Connector: Send + Sync + 'static {
     type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// How long one read may wait for bytes (httpx's read timeout in the Python agent).
+    fn read_timeout(&self) -> Duration;
+
+    /// The runtime's timer: the read timeout is armed with it, so no other runtime's reactor is involved.
+    fn sleep(duration: Duration) -> Sleep;
 
     fn connect(
         &self,
@@ -35,7 +48,7 @@ impl<C: Connector> NetTransport<C> {
 }
 
 impl<C: Connector> Transport for NetTransport<C> {
-    type Lines = BodyLines<C::Stream>;
+    type Lines = BodyLines<ReadTimeout<C>>;
 
     fn base_url(&self) -> &str {
         &self.endpoint.base_url
@@ -50,6 +63,63 @@ impl<C: Connector> Transport for NetTransport<C> {
                 std::io::ErrorKind::TimedOut => TransportError::Timeout("connect".into()),
                 _ => TransportError::Connect(format!("{}: {e}", self.endpoint.authority())),
             })?;
+        let stream = ReadTimeout {
+            inner: stream,
+            limit: self.connector.read_timeout(),
+            timer: None,
+        };
         http::post(stream, &self.endpoint, path, &body, self.min_batch).await
+    }
+}
+
+/// A stream whose reads fail with `TimedOut` after waiting `limit` for bytes; the timer restarts with every
+/// read that returns, so a long stream that keeps producing never times out (as httpx's read timeout).
+pub struct ReadTimeout<C: Connector> {
+    inner: C::Stream,
+    limit: Duration,
+    timer: Option<Sleep>,
+}
+
+impl<C: Connector> AsyncRead for ReadTimeout<C> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if let Poll::Ready(result) = Pin::new(&mut this.inner).poll_read(cx, buf) {
+            this.timer = None;
+            return Poll::Ready(result);
+        }
+        let limit = this.limit;
+        let timer = this.timer.get_or_insert_with(|| C::sleep(limit));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                this.timer = None;
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no response bytes for {} s", limit.as_secs_f64()),
+                )))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<C: Connector> AsyncWrite for ReadTimeout<C> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
     }
 }

@@ -11,7 +11,7 @@ use chimeraforge_core::runner::{multi_record, run_single};
 use chimeraforge_core::transport::{Head, Line, LineSource, LineSplitter, Transport};
 use futures_lite::{Stream, StreamExt};
 
-use super::{MultiJob, SingleJob, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
+use super::{MultiJob, SingleJob, Timeouts};
 
 type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
 
@@ -22,10 +22,10 @@ pub struct ReqwestTransport {
 }
 
 impl ReqwestTransport {
-    pub fn new(base_url: &str) -> Result<Self, AgentError> {
+    pub fn new(base_url: &str, timeouts: Timeouts) -> Result<Self, AgentError> {
         let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(REQUEST_TIMEOUT)
+            .connect_timeout(timeouts.connect)
+            .read_timeout(timeouts.read)
             .build()
             .map_err(|e| AgentError::Setup(format!("cannot build the HTTP client: {e}")))?;
         Ok(ReqwestTransport {
@@ -138,7 +138,7 @@ fn runtime(local: bool) -> Result<tokio::runtime::Runtime, AgentError> {
 
 pub fn single(job: &SingleJob, local: bool) -> Result<Vec<AgentRunRecord>, AgentError> {
     let rt = runtime(local)?;
-    let transport = ReqwestTransport::new(&job.base_url)?;
+    let transport = ReqwestTransport::new(&job.base_url, job.timeouts)?;
     let run = run_single(
         &transport,
         &job.workload,
@@ -158,8 +158,11 @@ pub fn multi(job: MultiJob) -> Result<MultiRunRecord, AgentError> {
     let rt = runtime(false)?;
     rt.block_on(async move {
         let process_start = process_start_monotonic_ns();
-        let a = Arc::new(ReqwestTransport::new(&job.plan.collector_url)?);
-        let b = Arc::new(ReqwestTransport::new(&job.plan.insight_url)?);
+        let a = Arc::new(ReqwestTransport::new(
+            &job.plan.collector_url,
+            job.timeouts,
+        )?);
+        let b = Arc::new(ReqwestTransport::new(&job.plan.insight_url, job.timeouts)?);
         let start_ns = monotonic_ns();
         let ta = tokio::spawn(job.side(Role::Collector, a.clone(), process_start));
         let tb = tokio::spawn(job.side(Role::Insight, b.clone(), process_start));
@@ -183,8 +186,11 @@ pub fn multi_local(job: MultiJob) -> Result<MultiRunRecord, AgentError> {
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
         let process_start = process_start_monotonic_ns();
-        let a = Arc::new(ReqwestTransport::new(&job.plan.collector_url)?);
-        let b = Arc::new(ReqwestTransport::new(&job.plan.insight_url)?);
+        let a = Arc::new(ReqwestTransport::new(
+            &job.plan.collector_url,
+            job.timeouts,
+        )?);
+        let b = Arc::new(ReqwestTransport::new(&job.plan.insight_url, job.timeouts)?);
         let start_ns = monotonic_ns();
         let ta = tokio::task::spawn_local(job.side(Role::Collector, a.clone(), process_start));
         let tb = tokio::task::spawn_local(job.side(Role::Insight, b.clone(), process_start));
