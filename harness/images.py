@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import tarfile
@@ -568,8 +569,11 @@ def plan_build(pins: Pins, lock: ImageLock | None, *, registry: RegistryProbe) -
     if registry.reachable:
         unpinned = "" if ollama_lock and ollama_lock.digest else " (unpinned: run `invoke images.lock`)"
         ollama = PlannedImage("ollama", "ollama.Dockerfile", ollama_ref, OLLAMA_REPOSITORY)
+        builder_lock = lock.images.get("rust_builder") if lock else None
+        builder = builder_lock.pinned_reference if builder_lock else pins.images["rust_builder"].reference
+        rust = PlannedImage("rust-agent", "rust-agent.Dockerfile", builder, RUST_REPOSITORY)
         reason = registry.detail + unpinned
-        return BuildPlan(False, reason, base, (harness, ollama))
+        return BuildPlan(False, reason, base, (harness, ollama, rust))
     ollama = PlannedImage(
         "ollama",
         "ollama.Dockerfile",
@@ -577,7 +581,8 @@ def plan_build(pins: Pins, lock: ImageLock | None, *, registry: RegistryProbe) -
         OLLAMA_REPOSITORY,
         skip_reason=f"{NO_REGISTRY_REASON}: {ollama_ref} cannot be pulled; rehearse with --backend sim",
     )
-    return BuildPlan(True, registry.detail, base, (harness, ollama))
+    rust = PlannedImage("rust-agent", "rust-agent-offline.Dockerfile", "host cargo, vendored crates", RUST_REPOSITORY)
+    return BuildPlan(True, registry.detail, base, (harness, ollama, rust))
 
 
 @dataclass(frozen=True)
@@ -603,6 +608,17 @@ def _iter_tree(root: Path, rel: str) -> Iterator[tuple[str, Path]]:
         if parts[:2] == ("harness", "rust"):  # the Rust agents have their own image
             continue
         yield "/".join(parts), path
+
+
+def _walk(root: Path, *, skip: set[str]) -> Iterator[tuple[str, Path]]:
+    """Files under ``root`` (relative POSIX paths, sorted), not descending into top-level folders in ``skip``."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        if here == root:
+            dirnames[:] = [d for d in dirnames if d not in skip]
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield (here / name).relative_to(root).as_posix(), here / name
 
 
 def harness_context_files(repo_root: Path, wheelhouse: Path) -> dict[str, Path]:
@@ -779,32 +795,53 @@ def _cargo(args: list[str], cwd: Path) -> None:
         )
 
 
+def rust_context_files(
+    repo_root: Path, context_dir: Path, *, builder_image: str | None, progress: Progress = _quiet
+) -> dict[str, Path | bytes]:
+    """The Rust image's build context: sources and vendored crates (registry path) or host-built binaries."""
+    rust_dir = repo_root / "harness" / "rust"
+    vendor = vendor_crates(rust_dir, context_dir / "rust-vendor", progress=progress)
+    files: dict[str, Path | bytes] = dict(_iter_tree(repo_root, "experiments"))
+    if builder_image:
+        files["Dockerfile"] = repo_root / "docker" / "rust-agent.Dockerfile"
+        files.update({f"rust/{rel}": path for rel, path in _walk(rust_dir, skip={"target"})})
+        files.update({f"rust-vendor/{rel}": path for rel, path in _walk(vendor, skip=set())})
+        return files
+    binaries = build_rust_binaries(rust_dir, vendor, progress=progress)
+    files["Dockerfile"] = repo_root / "docker" / "rust-agent-offline.Dockerfile"
+    files.update({f"bin/{name}": path for name, path in binaries.items()})
+    return files
+
+
 def build_rust_agent_image(
     client: docker.DockerClient,
     *,
     base_tag: str,
     kit_version: str,
+    builder_image: str | None = None,
     repo_root: Path = REPO_ROOT,
     context_dir: Path = CONTEXT_DIR,
     force: bool = False,
     progress: Progress = _quiet,
 ) -> ImageBuildResult:
-    """The Rust agents' image: the two binaries, the prompts and the corpus on the offline base, non-root."""
+    """The Rust agents' image: the two binaries, the prompts and the corpus on the offline base, non-root.
+
+    With ``builder_image`` (a registry answers) the binaries are compiled in that pinned Rust image
+    (docker/rust-agent.Dockerfile); without, on the host (docker/rust-agent-offline.Dockerfile). Both compile
+    the vendored crates with --locked --offline.
+    """
     start = time.monotonic()
     base = _require_base(client, base_tag)
-    rust_dir = repo_root / "harness" / "rust"
-    binaries = build_rust_binaries(rust_dir, vendor_crates(rust_dir, context_dir / "rust-vendor", progress=progress),
-                                   progress=progress)  # fmt: skip
-    files: dict[str, Path | bytes] = {"Dockerfile": repo_root / "docker" / "rust-agent.Dockerfile"}
-    files.update({f"bin/{name}": path for name, path in binaries.items()})
-    files.update(dict(_iter_tree(repo_root, "experiments")))
+    files = rust_context_files(repo_root, context_dir, builder_image=builder_image, progress=progress)
     buildargs = {"BASE_IMAGE": base_tag, "BASE_IMAGE_ID": str(base.id), "KIT_VERSION": kit_version}
+    if builder_image:
+        buildargs["BUILDER_IMAGE"] = builder_image
     ctx_sha = _context_sha256(files, buildargs)
     tag = f"{RUST_REPOSITORY}:{kit_version}-{ctx_sha[:12]}"
     existing = None if force else _image_or_none(client, tag)
     if existing is not None:
         return ImageBuildResult("rust-agent", tag, str(existing.id), False, time.monotonic() - start, ctx_sha)
-    progress(f"building {tag} from {base_tag}")
+    progress(f"building {tag} from {base_tag}" + (f" with the {builder_image} builder" if builder_image else ""))
     labels = _image_labels("rust-agent", kit_version, ctx_sha, base_tag, str(base.id))
     image = _build_from_files(client, files, tag=tag, labels=labels, buildargs=buildargs, dockerfile="Dockerfile")
     image.tag(RUST_REPOSITORY, kit_version)
@@ -921,11 +958,12 @@ def build_all(
                     client, planned, pins=pins, kit_version=kit_version, repo_root=repo_root, progress=progress
                 )
             )
+    rust_plan = next(p for p in plan.images if p.name == "rust-agent")
     if rust:
         results.append(
             build_rust_agent_image(
-                client, base_tag=base.tag, kit_version=kit_version, repo_root=repo_root,
-                context_dir=context_dir, progress=progress,
+                client, base_tag=base.tag, kit_version=kit_version, repo_root=repo_root, context_dir=context_dir,
+                builder_image=None if plan.offline else rust_plan.base_image, progress=progress,
             )
         )  # fmt: skip
     return BuildReport(plan, base, wheels, tuple(results))

@@ -70,19 +70,45 @@ def test_offline_plan_skips_ollama_with_a_reason() -> None:
     pins = load_pins()
     plan = plan_build(pins, None, registry=RegistryProbe(False, "no registry answered for debian"))
     assert plan.offline
-    harness, ollama = plan.images
+    harness, ollama, rust = plan.images
     assert harness.base_image == pins.debian.tag and harness.skip_reason is None
     assert ollama.skip_reason is not None and "--backend sim" in ollama.skip_reason
+    assert rust.dockerfile == "rust-agent-offline.Dockerfile" and rust.skip_reason is None
     assert plan.describe()[0].startswith("offline build")
 
 
 def test_online_plan_uses_the_locked_digest() -> None:
     pins = load_pins()
     digest = "sha256:" + "0" * 64  # a test value standing for a registry's answer
-    lock = ImageLock(1, pins.sha256, {"ollama": LockedImage("ollama/ollama:0.12.10", digest)})
+    lock = ImageLock(
+        1,
+        pins.sha256,
+        {
+            "ollama": LockedImage("ollama/ollama:0.12.10", digest),
+            "rust_builder": LockedImage("rust:1.90.0-slim-bookworm", digest),
+        },
+    )
     plan = plan_build(pins, lock, registry=RegistryProbe(True, "answered"))
     assert plan.images[1].base_image == f"ollama/ollama:0.12.10@{digest}"
     assert plan.images[1].skip_reason is None
+    rust = plan.images[2]
+    assert rust.dockerfile == "rust-agent.Dockerfile" and rust.base_image == f"rust:1.90.0-slim-bookworm@{digest}"
+
+
+def test_rust_contexts_registry_path_compiles_sources_offline_path_copies_binaries() -> None:
+    """The registry path ships the workspace (no target/) and the vendored crates to a pinned builder stage;
+    both Dockerfiles build the same runtime stage on BASE_IMAGE as the non-root kit user."""
+    from harness.images import CONTEXT_DIR, REPO_ROOT, rust_context_files
+
+    files = rust_context_files(REPO_ROOT, CONTEXT_DIR, builder_image="rust:1.90.0-slim-bookworm")
+    assert {"rust/Cargo.lock", "rust/Cargo.toml", "Dockerfile"} <= set(files)
+    assert not any(name.startswith(("rust/target/", "bin/")) for name in files)
+    assert any(name.startswith("rust-vendor/") and name.endswith("Cargo.toml") for name in files)
+    registry = (REPO_ROOT / "docker" / "rust-agent.Dockerfile").read_text()
+    offline = (REPO_ROOT / "docker" / "rust-agent-offline.Dockerfile").read_text()
+    assert "--locked --offline" in registry and "FROM ${BUILDER_IMAGE} AS builder" in registry
+    for dockerfile in (registry, offline):
+        assert "USER 10001:10001" in dockerfile and "FROM ${BASE_IMAGE}" in dockerfile
 
 
 def test_manylinux_tags_cover_older_glibc() -> None:
