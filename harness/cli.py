@@ -370,7 +370,8 @@ def _docker_executor(settings: Settings, console: Any) -> Any:
     if backend == "ollama":
         if settings.time_scale != 1.0:
             raise BadInputError("--time-scale applies to the simulator only", hint="drop it, or use --backend sim")
-        stack.require_gpu(client)
+        if not stack.gpu_visible(client):  # asking for what this host cannot do is bad input: exit 2
+            raise BadInputError("no NVIDIA GPU visible to Docker", hint=stack.GPU_HINT)
         reason = images.ollama_unavailable(client, images.load_pins())
         if reason:
             raise BadInputError(

@@ -729,12 +729,6 @@ def gpu_visible(client: docker.DockerClient) -> bool:
     return any(str(d.get("ID", "")).startswith("nvidia.com/gpu") for d in devices if isinstance(d, dict))
 
 
-def require_gpu(client: docker.DockerClient) -> None:
-    """Raise the kit's GPU message when Docker sees no NVIDIA GPU."""
-    if not gpu_visible(client):
-        raise DockerError("no NVIDIA GPU visible to Docker", hint=GPU_HINT)
-
-
 def image_id(client: docker.DockerClient, reference: str) -> str:
     """The ``sha256:…`` ID of a local image (what a sweep records, so a resume or a bundle uses the same bytes)."""
     with _docker_op(f"inspecting image {reference}"):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import docker
@@ -15,7 +18,7 @@ import pytest
 from harness.artifacts import ArtifactDir, load_sweep
 from harness.cli import main
 from harness.records import CallRecord, MultiRunRecord
-from harness.stack import LABEL_KIT
+from harness.stack import LABEL_KIT, LABEL_RUN_ID, gpu_visible
 from tests.integration.conftest import KitImages, kit_leftovers
 
 pytestmark = pytest.mark.docker
@@ -75,3 +78,32 @@ def test_sigterm_tears_down_and_keeps_completed_runs(
     done = ArtifactDir(out).completed_run_ids()
     assert 1 <= len(done) < 6
     assert not list((out / "runs").glob(".*")), "no half-written run folder is left"
+
+
+def test_the_ollama_backend_without_a_gpu_exits_2_before_anything_happens(
+    tmp_path: Path, docker_client: docker.DockerClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if gpu_visible(docker_client):
+        pytest.skip("this engine sees an NVIDIA GPU: the real backend is allowed here")
+    out = tmp_path / "never"
+    assert main(["reproduce", "--report", "tr110", "--backend", "ollama", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no NVIDIA GPU visible to Docker" in err and "--backend sim" in err
+    assert not out.exists()
+
+
+def test_stack_up_by_hand_stays_up_until_stack_down(
+    docker_client: docker.DockerClient, kit_images: KitImages, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["stack", "up", "--backend", "sim", "--port", str(port)]) == 0
+    try:
+        assert f"ollama: http://127.0.0.1:{port}" in capsys.readouterr().out
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/version", timeout=5) as resp:
+            assert "simulated" in json.loads(resp.read())
+        assert kit_leftovers(docker_client, f"{LABEL_RUN_ID}=by-hand")
+    finally:
+        assert main(["stack", "down"]) == 0
+    assert kit_leftovers(docker_client, f"{LABEL_RUN_ID}=by-hand") == []
