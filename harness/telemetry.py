@@ -479,7 +479,11 @@ class GpuSampler:
                 )
             )
         self.trace = TelemetryTrace(
-            present=True, period_s=self.period_s, duration_s=end - self._t0, error=self._error, devices=devices
+            present=True,
+            period_s=self.period_s,
+            duration_s=round(end - self._t0, 6),
+            error=self._error,
+            devices=devices,
         )
         return self.trace
 

@@ -71,7 +71,7 @@ def test_sampler_on_the_real_gpu(nvml: Nvml) -> None:
     trace = sampler.trace
     assert trace is not None and trace.present and trace.error is None
     for device in trace.devices:
-        assert len(device.samples) >= 5
+        assert len(device.samples) >= 3  # start, stop and at least one tick of the thread
         used = [s.memory_used_bytes for s in device.samples if s.memory_used_bytes is not None]
         assert used and all(u > 0 for u in used)
         if not isinstance(device.energy, Absent):
