@@ -167,6 +167,26 @@ def report_(c: Context, dir: str) -> None:
     c.run(f"{PY} -m harness report {shlex.quote(dir)}")
 
 
-ns = Collection(test, lock, specs, plan, corpus, sim, reproduce, build, clean, analyze, report_)
+@task(
+    help={
+        "report": "trNNN: check free VRAM against its model and topology",
+        "model": "model to check free VRAM against (default gemma3:latest)",
+        "require_gpu": "no NVIDIA GPU is a failure, not a warning",
+        "json": "machine-readable findings",
+    }
+)
+def doctor(c: Context, report: str = "", model: str = "", require_gpu: bool = False, json: bool = False) -> None:
+    """Check this host before its numbers are trusted: GPU, driver, Docker's NVIDIA runtime, clocks, VRAM, disk."""
+    c.run(
+        f"{PY} -m harness doctor"
+        + _opt("--report", report)
+        + _opt("--model", model)
+        + (" --require-gpu" if require_gpu else "")
+        + (" --json" if json else ""),
+        pty=False,
+    )
+
+
+ns = Collection(test, lock, specs, plan, corpus, sim, reproduce, build, clean, analyze, report_, doctor)
 ns.add_collection(Collection("images", images_base, images_lock))
 ns.add_collection(Collection("stack", stack_up, stack_down))

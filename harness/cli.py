@@ -142,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("dir", type=Path)
     report.add_argument("--model-bytes", type=float, default=None, help="for the bandwidth roofline")
 
+    doctor = verbs.add_parser("doctor", help="check this host before its numbers are trusted (GPU, Docker, disk)")
+    doctor.add_argument("--report", default=None, help="trNNN: check free VRAM against its model and topology")
+    doctor.add_argument("--model", default=None, help="model to check free VRAM against (default gemma3:latest)")
+    doctor.add_argument("--require-gpu", action="store_true", help="no NVIDIA GPU is a failure, not a warning")
+    doctor.add_argument("--json", action="store_true", help="machine-readable findings")
+
     corpus = verbs.add_parser("corpus", help="check (default) or rewrite the committed corpus")
     corpus.add_argument("--write", action="store_true")
     corpus.add_argument("--dir", type=Path, default=Path("experiments/corpus"))
@@ -350,6 +356,31 @@ def _corpus(args: argparse.Namespace) -> int:
         return EXIT_RUN_FAILURE
     print(f"corpus ok: {len(files)} files, sha256 {corpus.corpus_sha256(files)}")
     return EXIT_OK
+
+
+def _doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.console import Console
+
+    from harness import doctor, stack
+    from harness.spec import load_spec, spec_path
+    from harness.telemetry import nvml_session
+
+    if args.report and args.model:
+        raise BadInputError("pass --report or --model, not both")
+    if args.report:
+        spec = load_spec(spec_path(settings.experiments_dir, args.report))
+        need = doctor.ModelNeed.of(spec.model.name, servers=len(spec.topology.ports))
+    else:
+        need = doctor.ModelNeed.of(args.model or "gemma3:latest")
+    with nvml_session() as nvml:
+        diagnosis = doctor.diagnose(nvml=nvml, connect=stack.connect, need=need, require_gpu=args.require_gpu)
+    if args.json:
+        sys.stdout.write(doctor.render_json(diagnosis))
+    elif sys.stdout.isatty():
+        doctor.render_rich(diagnosis, Console())
+    else:
+        sys.stdout.write(doctor.render_plain(diagnosis))
+    return diagnosis.exit_code
 
 
 def _docker_executor(settings: Settings, console: Any) -> Any:
@@ -573,6 +604,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _specs(settings)
         if args.verb == "corpus":
             return _corpus(args)
+        if args.verb == "doctor":
+            return _doctor(args, settings)
         raise BadInputError(f"unknown verb {args.verb}")
     except HarnessError as exc:
         print(f"Error: {exc}", file=sys.stderr)

@@ -12,11 +12,13 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+from pydantic import BaseModel, ConfigDict
 
 from harness.errors import OllamaError
+from harness.facts import Absent, absent
 
 SIMULATED_HEADER = "x-chimeraforge-simulated"
 OPTION_ORDER = (
@@ -261,6 +263,117 @@ class OllamaClient:
             f"cannot reach Ollama at {self.base_url}: {exc!r}",
             hint="start the server (or the stack), or check the URL and port",
         )
+
+
+# -- server facts (provenance) ----------------------------------------------------------------------------
+
+
+class ModelDetails(BaseModel):
+    """The ``details`` object Ollama reports for a model in ``/api/tags``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    parent_model: str | None = None
+    format: str | None = None
+    family: str | None = None
+    families: list[str] | None = None
+    parameter_size: str | None = None
+    quantization_level: str | None = None
+
+
+class OllamaFacts(BaseModel):
+    """What an Ollama server says about itself and the model a run uses, read once while it serves.
+
+    ``simulated`` is true when the server is the kit's simulator (its ``/api/version`` carries ``simulated``);
+    its digests are then synthetic by design (``model_digest_synthetic``), never a registry's.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    present: Literal[True] = True
+    base_url: str
+    version: str
+    simulated: bool
+    simulation_seed: int | None = None
+    simulation_time_scale: float | None = None
+    model: str
+    model_digest: str | Absent
+    model_digest_synthetic: bool
+    model_size_bytes: int | Absent
+    model_details: ModelDetails | Absent
+    model_parameter_count: int | Absent
+    model_context_length: int | Absent
+    model_capabilities: list[str] | Absent
+
+
+def _model_entry(tags: dict[str, Any], model: str) -> dict[str, Any] | None:
+    wanted = {model} if ":" in model.rsplit("/", 1)[-1] else {model, f"{model}:latest"}
+    for entry in tags.get("models") or []:
+        if isinstance(entry, dict) and ({entry.get("name"), entry.get("model")} & wanted):
+            return entry
+    return None
+
+
+async def server_facts(
+    base_url: str, model: str, *, timeout_s: float = 10.0, transport: httpx.AsyncBaseTransport | None = None
+) -> OllamaFacts:
+    """``/api/version``, the model's digest and size from ``/api/tags`` and a few ``/api/show`` details.
+
+    Raises :class:`OllamaError` when the server does not answer ``/api/version`` (the caller records the
+    section as absent with that message); a model the server does not have is recorded field by field as absent.
+    """
+    async with OllamaClient(
+        base_url, request_timeout_s=timeout_s, connect_timeout_s=timeout_s, transport=transport
+    ) as client:
+        version = await client.version()
+        simulation = version.get("simulated")
+        simulated = simulation is not None
+        try:
+            entry: dict[str, Any] | Absent | None = _model_entry(await client.tags(), model)
+        except OllamaError as exc:
+            entry = absent(f"/api/tags failed: {exc}")
+        if entry is None:
+            entry = absent(f"{model} is not in /api/tags (not pulled on this server)")
+        try:
+            show: dict[str, Any] | Absent = await client.show(model)
+        except OllamaError as exc:
+            show = absent(f"/api/show failed: {exc}")
+    info = show.get("model_info") or {} if isinstance(show, dict) else {}
+    arch = str(info.get("general.architecture") or "")
+    sim_show = show.get("simulated") if isinstance(show, dict) else None
+
+    def from_show(value: Any, what: str) -> Any:
+        if isinstance(show, Absent):
+            return show
+        return value if value is not None else absent(f"/api/show has no {what}")
+
+    def from_entry(key: str) -> Any:
+        if isinstance(entry, Absent):
+            return entry
+        value = entry.get(key)
+        return value if value not in (None, "") else absent(f"/api/tags has no {key} for {model}")
+
+    details = from_entry("details")
+    parameter_count = info.get("general.parameter_count")
+    context_length = info.get(f"{arch}.context_length") if arch else None
+    capabilities = show.get("capabilities") if isinstance(show, dict) else None
+    return OllamaFacts(
+        base_url=base_url.rstrip("/"),
+        version=str(version.get("version") or ""),
+        simulated=simulated,
+        simulation_seed=simulation.get("seed") if isinstance(simulation, dict) else None,
+        simulation_time_scale=simulation.get("time_scale") if isinstance(simulation, dict) else None,
+        model=model,
+        model_digest=from_entry("digest"),
+        model_digest_synthetic=simulated or bool(isinstance(sim_show, dict) and sim_show.get("synthetic_digest")),
+        model_size_bytes=from_entry("size"),
+        model_details=details if isinstance(details, Absent) else ModelDetails.model_validate(details),
+        model_parameter_count=from_show(None if parameter_count is None else int(parameter_count), "parameter count"),
+        model_context_length=from_show(None if context_length is None else int(context_length), "context length"),
+        model_capabilities=from_show(
+            [str(c) for c in capabilities] if isinstance(capabilities, list) else None, "capabilities"
+        ),
+    )
 
 
 def _error_text(detail: str) -> str:

@@ -40,6 +40,8 @@ from harness.settings import OllamaServerSettings
 
 COMPOSE_DIR = Path(__file__).resolve().parent.parent / "compose"
 MODEL_VOLUME = "chimeraforge-models"
+Client = docker.DockerClient
+"""The engine client type, for modules that hold a client but may not import ``docker`` themselves."""
 
 LABEL_KIT = "io.chimeraforge.kit"
 LABEL_RUN_ID = "io.chimeraforge.run_id"
@@ -722,11 +724,93 @@ def gpu_visible(client: docker.DockerClient) -> bool:
     """
     with _docker_op("reading docker info"):
         info = client.info()
+    return _info_gpu_visible(info)
+
+
+def _info_gpu_visible(info: Mapping[str, Any]) -> bool:
     runtimes = info.get("Runtimes") or {}
     if "nvidia" in runtimes or info.get("DefaultRuntime") == "nvidia":
         return True
     devices = info.get("DiscoveredDevices") or []
     return any(str(d.get("ID", "")).startswith("nvidia.com/gpu") for d in devices if isinstance(d, dict))
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    """What provenance and ``doctor`` need to know about the engine (from ``docker version`` and ``docker info``)."""
+
+    server_version: str
+    api_version: str
+    operating_system: str
+    kernel_version: str
+    architecture: str
+    runtimes: tuple[str, ...]
+    default_runtime: str
+    nvidia_runtime: bool
+    gpu_visible: bool
+    root_dir: str
+    storage_driver: str
+    cgroup_version: str | None
+    cpu_count: int
+    memory_total_bytes: int
+
+
+def engine_facts(client: docker.DockerClient) -> EngineFacts:
+    """The engine's version, API version, runtimes (is ``nvidia`` registered?), root dir and host figures."""
+    with _docker_op("reading docker version and info"):
+        version = client.version()
+        info = client.info()
+    runtimes = tuple(sorted(info.get("Runtimes") or {}))
+    return EngineFacts(
+        server_version=str(version.get("Version") or info.get("ServerVersion") or ""),
+        api_version=str(version.get("ApiVersion") or ""),
+        operating_system=str(info.get("OperatingSystem") or ""),
+        kernel_version=str(info.get("KernelVersion") or version.get("KernelVersion") or ""),
+        architecture=str(info.get("Architecture") or version.get("Arch") or ""),
+        runtimes=runtimes,
+        default_runtime=str(info.get("DefaultRuntime") or ""),
+        nvidia_runtime="nvidia" in runtimes,
+        gpu_visible=_info_gpu_visible(info),
+        root_dir=str(info.get("DockerRootDir") or ""),
+        storage_driver=str(info.get("Driver") or ""),
+        cgroup_version=str(info["CgroupVersion"]) if info.get("CgroupVersion") else None,
+        cpu_count=int(info.get("NCPU") or 0),
+        memory_total_bytes=int(info.get("MemTotal") or 0),
+    )
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """A local image as the engine describes it. ``repo_digests`` is empty for an image that never came from
+    (or went to) a registry, e.g. everything the kit builds offline: its ``id`` is then its only pin."""
+
+    reference: str
+    id: str
+    repo_tags: tuple[str, ...]
+    repo_digests: tuple[str, ...]
+    created: str
+    size_bytes: int
+    labels: Mapping[str, str]
+
+
+def image_facts(client: docker.DockerClient, reference: str) -> ImageFacts:
+    """Inspect one local image (by tag, digest reference or ID); the kit's own labels are kept, others dropped."""
+    with _docker_op(f"inspecting image {reference}"):
+        try:
+            image = client.images.get(reference)
+        except docker.errors.ImageNotFound:
+            raise DockerError(f"image {reference} is not on this engine", hint="run `invoke build`") from None
+    attrs = image.attrs or {}
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    return ImageFacts(
+        reference=reference,
+        id=str(image.id),
+        repo_tags=tuple(sorted(attrs.get("RepoTags") or [])),
+        repo_digests=tuple(sorted(attrs.get("RepoDigests") or [])),
+        created=str(attrs.get("Created") or ""),
+        size_bytes=int(attrs.get("Size") or 0),
+        labels={k: str(v) for k, v in sorted(labels.items()) if k.startswith("io.chimeraforge.")},
+    )
 
 
 def image_id(client: docker.DockerClient, reference: str) -> str:
