@@ -491,14 +491,16 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
     import asyncio
 
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from harness.agents.runner import Timeouts
     from harness.agents.workflow import Workload
-    from harness.artifacts import ArtifactDir
-    from harness.orchestrator import LocalSimExecutor, prepare, run_sweep
+    from harness.artifacts import ArtifactDir, ModelFacts
+    from harness.facts import absent
+    from harness.orchestrator import LocalSimExecutor, PreparedModel, prepare, server_settings
     from harness.plan import expand
+    from harness.provenance import collect, record_provenance
     from harness.spec import load_spec, spec_path
+    from harness.telemetry import nvml_session
 
     settings = (
         load_settings(backend=args.backend, time_scale=args.time_scale) if (args.backend or args.time_scale) else base
@@ -544,14 +546,41 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
         executor = _with_images(executor, console, rust=any(r.language == "rust" for r in plan.runs))
     executor.check(plan)
     out = ArtifactDir(args.out or settings.artifacts_dir / f"{spec.id}-{executor.backend}")
+    with nvml_session() as nvml:
+        prepared: list[PreparedModel] = []
 
-    def pull_model() -> Any:
-        console.print(f"preparing {spec.model.name} on the {executor.backend} backend (pulled once, then reused)")
-        facts = asyncio.run(executor.prepare_model(spec))
-        console.print(f"model {facts.name} {facts.digest[:19]}… served by {facts.server_version}")
-        return facts
+        def pull_model() -> ModelFacts:
+            console.print(f"preparing {spec.model.name} on the {executor.backend} backend (pulled once, then reused)")
+            prepared.append(asyncio.run(executor.prepare_model(spec)))
+            facts = prepared[0].facts
+            console.print(f"model {facts.name} {facts.digest[:19]}… served by {facts.server_version}")
+            return facts
 
-    prepare(out, spec, path.read_bytes(), plan, executor, ["harness", *command], model=pull_model)
+        prepare(out, spec, path.read_bytes(), plan, executor, ["harness", *command], model=pull_model)
+        provenance = collect(
+            nvml=nvml,
+            docker=getattr(executor, "client", None) or absent("the local executor runs no container"),
+            images=executor.image_ids(),
+            ollama=prepared[0].server,
+            settings=settings,
+            command=["harness", *command],
+            server_settings=server_settings(spec),
+            spec_path=path,
+            spec_bytes=path.read_bytes(),
+        )
+        record_provenance(out, provenance)
+        console.print(f"environment fingerprint {provenance.fingerprint_sha256[:16]}… (provenance.json)")
+        return _sweep(out, spec, plan, executor, settings, console, nvml)
+
+
+def _sweep(out: Any, spec: Any, plan: Any, executor: Any, settings: Settings, console: Any, nvml: Any) -> int:
+    """Run what is left of the sweep with a progress bar, then rebuild the report from the artifacts."""
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from harness.orchestrator import run_sweep
+
     failures = 0
     with Progress(
         TextColumn("{task.description}"),
@@ -572,7 +601,9 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
 
         # SIGTERM is handled like Ctrl-C: the in-flight run's stack is torn down, completed runs stay on disk.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
-        results = asyncio.run(run_sweep(out, spec, plan, executor, retries=settings.retries_per_run, progress=progress))
+        results = asyncio.run(
+            run_sweep(out, spec, plan, executor, retries=settings.retries_per_run, progress=progress, nvml=nvml)
+        )
     done = len(out.completed_run_ids())
     console.print(f"{done}/{len(plan.runs)} runs complete in {out.root} ({len(results)} this time, {failures} failed)")
     from harness.report import build_report

@@ -29,13 +29,15 @@ from harness.agents.runner import SingleAgent, Timeouts, run_multi, run_single
 from harness.agents.workflow import Workload
 from harness.artifacts import ArtifactDir, ContainerStats, ModelFacts, RunResult, Sweep, load_sweep
 from harness.errors import BadInputError, OllamaError
-from harness.ollama import OllamaClient
+from harness.facts import Absent
+from harness.ollama import OllamaClient, OllamaFacts, server_facts
 from harness.plan import PYTHON_RUNTIMES, Plan, Run
 from harness.records import AgentRunRecord, CallRecord, MultiRunRecord, parse_record
 from harness.settings import OllamaServerSettings
 from harness.sim.config import SimConfig
 from harness.sim.server import SimServer
 from harness.spec import Spec
+from harness.telemetry import TELEMETRY_FILE, GpuSampler, Nvml, telemetry_json
 
 AnyRecord = CallRecord | AgentRunRecord | MultiRunRecord
 
@@ -61,7 +63,7 @@ class Executor(Protocol):
         """Role → image ID of every image the runs execute (empty when nothing runs in a container)."""
         ...
 
-    async def prepare_model(self, spec: Spec) -> ModelFacts:
+    async def prepare_model(self, spec: Spec) -> PreparedModel:
         """Make sure the spec's model is on the backend's model store (pull once) and describe it."""
         ...
 
@@ -77,29 +79,37 @@ def model_tag(name: str) -> str:
     return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
 
-async def describe_model(base_url: str, model: str, *, pull_timeout_s: float = PULL_TIMEOUT_S) -> ModelFacts:
-    """Pull ``model`` (a no-op when the store has it) and read back its digest, size and the server version."""
+@dataclass(frozen=True)
+class PreparedModel:
+    """The model after its pull: the sweep's identity of it, and what the server said (for provenance)."""
+
+    facts: ModelFacts
+    server: OllamaFacts
+
+
+async def describe_model(base_url: str, model: str, *, pull_timeout_s: float = PULL_TIMEOUT_S) -> PreparedModel:
+    """Pull ``model`` (a no-op when the store has it), then read its digest and size and the server's version."""
     started = time.monotonic()
     async with OllamaClient(base_url, request_timeout_s=pull_timeout_s) as client:
         async for _progress in client.pull(model):
             pass
-        version = await client.version()
-        tags = await client.tags()
-    wanted = model_tag(model)
-    entry = next((m for m in tags.get("models") or [] if wanted in (m.get("name"), m.get("model"))), None)
-    if entry is None or not entry.get("digest"):
+    pulled = time.monotonic() - started
+    server = await server_facts(base_url, model)
+    if isinstance(server.model_digest, Absent):
         raise OllamaError(
-            f"{wanted} is not listed by {base_url}/api/tags after its pull",
+            f"{model} has no digest on {base_url} after its pull: {server.model_digest.reason}",
             hint="check the model reference in the spec and the server log",
         )
-    return ModelFacts(
-        name=wanted,
-        digest=str(entry["digest"]),
-        size_bytes=int(entry["size"]) if entry.get("size") is not None else None,
-        server_version=str(version.get("version", "unknown")),
-        simulated="simulated" in version,
-        pull_duration_s=time.monotonic() - started,
+    size = server.model_size_bytes
+    facts = ModelFacts(
+        name=model_tag(model),
+        digest=server.model_digest,
+        size_bytes=size if isinstance(size, int) else None,
+        server_version=server.version,
+        simulated=server.simulated,
+        pull_duration_s=pulled,
     )
+    return PreparedModel(facts, server)
 
 
 @dataclass(frozen=True)
@@ -123,7 +133,7 @@ class LocalSimExecutor:
                 hint="reproduce a Python report (tr108, tr109, tr110) locally, or build the Rust agent image",
             )
 
-    async def prepare_model(self, spec: Spec) -> ModelFacts:
+    async def prepare_model(self, spec: Spec) -> PreparedModel:
         async with SimServer(SimConfig(seed=self.seed, time_scale=self.time_scale, preload=(spec.model.name,))) as sim:
             return await describe_model(sim.base_url, spec.model.name)
 
@@ -328,7 +338,7 @@ class DockerExecutor:
         files = stack.compose_files(topology, "sim" if self.backend == "sim" else "ollama")  # type: ignore[arg-type]
         return stack.load_compose(files, variables, gpu=self.backend == "ollama")
 
-    async def prepare_model(self, spec: Spec) -> ModelFacts:
+    async def prepare_model(self, spec: Spec) -> PreparedModel:
         """Pull the model into the shared model volume once, through a single-server stack of this backend."""
         try:
             return await asyncio.to_thread(self._prepare_model, spec)
@@ -336,7 +346,7 @@ class DockerExecutor:
             self._down_live()
             raise
 
-    def _prepare_model(self, spec: Spec) -> ModelFacts:
+    def _prepare_model(self, spec: Spec) -> PreparedModel:
         from harness import stack
 
         project = self.project(
@@ -505,30 +515,44 @@ async def run_sweep(
     *,
     retries: int = 1,
     progress: ProgressHook | None = None,
+    nvml: Nvml | Absent | None = None,
 ) -> list[RunResult]:
-    """Every planned run not yet completed, in plan order; each written as soon as it ends."""
+    """Every planned run not yet completed, in plan order; each written as soon as it ends.
+
+    With ``nvml`` every run also gets ``telemetry.json``: the GPU sampled across the run (or, with no NVML,
+    the reason there is no trace).
+    """
     done = out.completed_run_ids()
     results: list[RunResult] = []
     todo = [r for r in plan.runs if r.run_id not in done]
     for position, run in enumerate(todo, 1):
         if progress:
             progress(position - 1, len(todo), run, None)
-        result = await _one(out, spec, run, executor, retries)
+        result = await _one(out, spec, run, executor, retries, nvml)
         results.append(result)
         if progress:
             progress(position, len(todo), run, result)
     return results
 
 
-async def _one(out: ArtifactDir, spec: Spec, run: Run, executor: Executor, retries: int) -> RunResult:
+async def _one(
+    out: ArtifactDir, spec: Spec, run: Run, executor: Executor, retries: int, nvml: Nvml | Absent | None
+) -> RunResult:
     attempt = 0
     while True:
         attempt += 1
         started, t0 = _now(), time.monotonic()
+        sampler = GpuSampler(nvml) if nvml is not None else None
         try:
+            if sampler is not None:
+                sampler.start()
             outcome = await executor.execute(run, spec)
         except Exception as exc:  # a run's failure must not end the sweep; its cause is recorded
             outcome = RunOutcome(error=f"{type(exc).__name__}: {exc}")
+        finally:
+            trace = sampler.stop() if sampler is not None else None
+        if trace is not None:
+            outcome.extra_files[TELEMETRY_FILE] = telemetry_json(trace)
         result = RunResult(
             run=run,
             status="failed" if outcome.error else "ok",

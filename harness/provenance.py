@@ -637,6 +637,28 @@ def write_provenance(out: ArtifactDir, provenance: Provenance) -> Path:
     return out.write_json(PROVENANCE_FILE, provenance)
 
 
+def record_provenance(out: ArtifactDir, provenance: Provenance) -> Path:
+    """Write ``provenance.json`` for a new sweep; a resumed sweep must run in the same environment.
+
+    Resuming in another environment (another GPU, driver, image, model digest, kit commit or input hash: the
+    fingerprint's keys) would mix two environments in one sweep, so it is refused with the keys that differ.
+    """
+    path = out.root / PROVENANCE_FILE
+    if not path.exists():
+        return write_provenance(out, provenance)
+    before = load_provenance(path)
+    if before.fingerprint_sha256 == provenance.fingerprint_sha256:
+        return path
+    old, new = before.model_dump(mode="json"), provenance.model_dump(mode="json")
+    keys = sorted(set(before.fingerprint_keys) | set(provenance.fingerprint_keys))
+    changed = [k for k in keys if lookup(old, k) != lookup(new, k)]
+    raise BadInputError(
+        f"{out.root} was started in another environment ({', '.join(changed[:6]) or 'fingerprint keys'} "
+        "changed since): resuming would mix two environments in one sweep",
+        hint="pass a new --out folder, or resume where the sweep was started",
+    )
+
+
 def load_provenance(path: Path) -> Provenance:
     """Read a provenance.json back (unknown schema versions are refused by ``load_json_doc``)."""
     body = load_json_doc(path)

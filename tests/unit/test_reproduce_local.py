@@ -100,3 +100,26 @@ def test_resume_refuses_a_folder_started_with_another_model_digest(
     (out / "sweep.json").write_text(json.dumps(sweep))
     assert main([*ARGS, "--out", str(out)]) == 2
     assert "mix two models" in capsys.readouterr().err
+
+
+def test_provenance_and_per_run_telemetry_are_written(tmp_path: Path) -> None:
+    out = tmp_path / "prov"
+    assert main([*ARGS, "--out", str(out)]) == 0
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["schema_version"] == 1 and len(prov["fingerprint_sha256"]) == 64
+    assert prov["ollama"]["simulated"] and prov["ollama"]["model_digest"] == load_sweep(out).model.digest  # type: ignore[union-attr]
+    assert prov["docker"] == {"present": False, "reason": "the local executor runs no container"}
+    for run_dir in (out / "runs").iterdir():
+        trace = json.loads((run_dir / "telemetry.json").read_text())
+        assert trace["schema_version"] == 1 and trace["present"] is (prov["gpu"].get("present") is not False)
+
+
+def test_resume_refuses_another_environment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "env"
+    assert main([*ARGS, "--out", str(out)]) == 0
+    prov = json.loads((out / "provenance.json").read_text())
+    prov["fingerprint_sha256"] = "0" * 64
+    prov["kit"]["version"] = "0.0.1"
+    (out / "provenance.json").write_text(json.dumps(prov))
+    assert main([*ARGS, "--out", str(out)]) == 2
+    assert "another environment (kit.version changed since)" in capsys.readouterr().err
