@@ -116,7 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--name", default=None, help="only this project (default: every by-hand stack)")
 
     rep = verbs.add_parser("reproduce", help="run a report's protocol and write artifacts")
-    rep.add_argument("--report", required=True, help="trNNN")
+    rep.add_argument("--report", default=None, help="trNNN (required unless --bundle)")
+    rep.add_argument(
+        "--bundle", type=Path, default=None, help="re-run a bundle's plan with its exact images (see `bundle`)"
+    )
     rep.add_argument("--backend", choices=("auto", "ollama", "sim"), default=None, help="default: HARNESS_BACKEND")
     rep.add_argument("--runs", type=int, default=None, help="repetitions per config (default: the spec's)")
     rep.add_argument("--configs", default=None, help="regular expression over config ids")
@@ -139,6 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
     report = verbs.add_parser("report", help="rebuild report.md/report.html and figures from an artifact folder")
     report.add_argument("dir", type=Path)
     report.add_argument("--model-bytes", type=float, default=None, help="for the bandwidth roofline")
+
+    verify = verbs.add_parser("verify", help="re-hash an artifact folder against its manifest; compare environments")
+    verify.add_argument("dir", type=Path, help="artifact folder (with manifest.json)")
+    verify.add_argument("--against", type=Path, default=None, help="another artifact folder: show environment drift")
+
+    bundle = verbs.add_parser("bundle", help="pack a verified artifact folder with its exact images for a reviewer")
+    bundle.add_argument("dir", type=Path, help="artifact folder (with manifest.json)")
+    bundle.add_argument(
+        "--out", type=Path, default=None, help="bundle file: .tar.gz/.tgz (gzip, default <dir>.bundle.tar.gz) or .tar"
+    )
 
     corpus = verbs.add_parser("corpus", help="check (default) or rewrite the committed corpus")
     corpus.add_argument("--write", action="store_true")
@@ -458,10 +471,15 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
     from harness.agents.runner import Timeouts
     from harness.agents.workflow import Workload
     from harness.artifacts import ArtifactDir
+    from harness.manifest import write_manifest
     from harness.orchestrator import LocalSimExecutor, prepare, run_sweep
     from harness.plan import expand
     from harness.spec import load_spec, spec_path
 
+    if args.bundle is not None:
+        return _reproduce_bundle(args, base, command)
+    if args.report is None:
+        raise BadInputError("reproduce needs --report trNNN (or --bundle FILE)")
     settings = (
         load_settings(backend=args.backend, time_scale=args.time_scale) if (args.backend or args.time_scale) else base
     )
@@ -541,7 +559,192 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
 
     report = build_report(out.root, spec)
     console.print(f"report: {report.markdown}")
+    console.print(f"manifest: {write_manifest(out.root, command=['harness', *command], settings=settings)}")
     return EXIT_OK if failures == 0 else EXIT_RUN_FAILURE
+
+
+def _reproduce_bundle(args: argparse.Namespace, base: Settings, command: list[str]) -> int:
+    """``reproduce --bundle``: the bundled plan, spec and compose files with the bundle's exact images.
+
+    The bundle is verified in full before anything is loaded or written; its images are loaded only when the
+    engine lacks them (an image ID is a content hash), checked by ID, and their tags given back.
+    """
+    import asyncio
+    import tempfile
+
+    from rich.console import Console
+
+    from harness import bundle, images, stack
+    from harness.agents.runner import Timeouts
+    from harness.agents.workflow import Workload
+    from harness.artifacts import ArtifactDir
+    from harness.manifest import write_manifest
+    from harness.orchestrator import DockerExecutor, LocalSimExecutor, prepare, run_sweep
+    from harness.report import build_report
+    from harness.spec import load_spec
+
+    fixed = {
+        "--report": args.report,
+        "--backend": args.backend,
+        "--runs": args.runs,
+        "--configs": args.configs,
+        "--time-scale": args.time_scale,
+        "--interleave-seed": args.interleave_seed,
+        "--no-isolated": args.no_isolated or None,
+    }
+    given = [flag for flag, value in fixed.items() if value is not None]
+    if given:
+        raise BadInputError(
+            f"--bundle re-runs the bundled plan as it was made; {', '.join(given)} cannot change it", hint="drop them"
+        )
+    verified = bundle.verify_bundle(args.bundle)
+    index, ids = verified.index, verified.image_ids
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console.print(f"bundle {args.bundle} verified: {len(index.members)} files, sha256 {verified.sha256}", markup=False)
+    if args.executor == "local" and ids:
+        raise BadInputError("this bundle holds images: it re-runs in containers", hint="drop --executor local")
+    client = None
+    if ids:
+        client = stack.connect()
+        if index.backend == "ollama" and not stack.gpu_visible(client):
+            raise BadInputError(
+                "this bundle was made with the real Ollama backend: re-running it needs an NVIDIA GPU visible to "
+                "Docker, and there is none here",
+                hint="run it on an NVIDIA host with the NVIDIA Container Toolkit",
+            )
+    else:
+        console.print("this bundle holds no images (made in-process): re-running in-process with this kit's agents")
+    if index.kit_version != __version__:
+        console.print(f"bundle made by kit {index.kit_version}, re-run by kit {__version__} (the images are exact)")
+    recorded = verified.statement.predicate.settings
+    carried = {k: recorded[k] for k in ("sim_seed", "request_timeout_s", "connect_timeout_s", "retries_per_run")}
+    out = ArtifactDir(args.out or base.artifacts_dir / f"{index.artifact_id}-rerun")
+    with tempfile.TemporaryDirectory(prefix="cfk-bundle-") as tmp:
+        to_load = bundle.missing_images(client, verified) if client is not None else []
+        if to_load:
+            console.print(f"loading {len(to_load)} image(s) from the bundle", markup=False)
+        engine = client
+        unpacked = bundle.unpack(
+            verified,
+            Path(tmp),
+            load=(lambda chunks: images.load_images(engine, chunks)) if engine and to_load else None,
+        )
+        if client is not None:
+            for note in bundle.restore_images(client, verified, unpacked.loaded_image_ids):
+                console.print(note, markup=False)
+        settings = load_settings(
+            backend=index.backend, time_scale=index.time_scale, experiments_dir=unpacked.experiments_dir, **carried
+        )
+        spec = load_spec(unpacked.spec_path)
+        executor: Any
+        if client is not None:
+            executor = DockerExecutor(
+                client=client,
+                harness_image=ids.get("harness", ""),
+                rust_image=ids.get("rust-agent", ""),
+                ollama_image=ids.get("ollama", ""),
+                kit_version=__version__,
+                seed=settings.sim_seed,
+                time_scale=settings.time_scale,
+                agent_timeout_s=settings.request_timeout_s * 4,
+                backend=index.backend,
+                compose_dir=unpacked.compose_dir,
+            )
+        else:
+            executor = LocalSimExecutor(
+                workload=Workload.load(
+                    model=spec.model.name,
+                    workflow=spec.agent.workflow if spec.agent else "single_call",
+                    streaming=spec.agent.streaming if spec.agent else True,
+                    prompts_dir=unpacked.experiments_dir / "prompts",
+                    corpus_dir=unpacked.experiments_dir / "corpus",
+                ),
+                seed=settings.sim_seed,
+                time_scale=settings.time_scale,
+                timeouts=Timeouts(settings.request_timeout_s, settings.connect_timeout_s),
+            )
+        executor.check(verified.plan)
+        if index.simulated:
+            console.print("[bold yellow]SIMULATED: a rehearsal against the simulated Ollama, not a measurement.[/]")
+        sweep = prepare(
+            out,
+            spec,
+            unpacked.spec_path.read_bytes(),
+            verified.plan,
+            executor,
+            ["harness", *command],
+            model=lambda: asyncio.run(executor.prepare_model(spec)),
+        )
+        bundled_model = verified.sweep.model
+        if bundled_model and sweep.model and bundled_model.digest != sweep.model.digest:
+            console.print(
+                f"[bold red]model {sweep.model.name} is {sweep.model.digest[:19]}… here, the bundle ran "
+                f"{bundled_model.digest[:19]}…: the model is not in the bundle, this re-run uses another one[/]"
+            )
+        failures = 0
+
+        def progress(done: int, total: int, run: Any, result: Any) -> None:
+            nonlocal failures
+            if result is not None:
+                failures += int(result.status == "failed")
+                label = f"{run.kind} {run.config_id} {run.runtime} rep {run.repetition}"
+                console.print(f"[{done}/{total}] {run.run_id} {label}: {result.status}", markup=False)
+
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        asyncio.run(run_sweep(out, spec, verified.plan, executor, retries=settings.retries_per_run, progress=progress))
+        done = len(out.completed_run_ids())
+        console.print(f"{done}/{len(verified.plan.runs)} runs complete in {out.root} ({failures} failed)")
+        report = build_report(out.root, spec)
+        console.print(f"report: {report.markdown}", markup=False)
+        origin = {
+            "bundle": str(args.bundle),
+            "bundle_sha256": verified.sha256,
+            "artifact_id": index.artifact_id,
+            "kit_version": index.kit_version,
+            "images": ids,
+        }
+        manifest = write_manifest(out.root, command=["harness", *command], settings=settings, origin=origin)
+    console.print(f"manifest: {manifest}", markup=False)
+    return EXIT_OK if failures == 0 else EXIT_RUN_FAILURE
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """``verify DIR [--against DIR2]``: exit 0 when every file and schema version checks out, 1 otherwise."""
+    from rich.console import Console
+
+    from harness.verify import describe_drift, describe_verification, environment_drift, verify_folder
+
+    if args.against is not None and not (args.against / "sweep.json").is_file():
+        raise BadInputError(f"{args.against} is not an artifact folder (no sweep.json)", hint="pass --against DIR")
+    result = verify_folder(args.dir)
+    console = Console(highlight=False, soft_wrap=True)
+    *details, verdict = describe_verification(result)
+    for line in details:
+        console.print(line, markup=False, style=None if line.startswith("environment") else "red")
+    console.print(verdict, markup=False, style="bold green" if result.ok else "bold red")
+    if args.against is not None:
+        for line in describe_drift(environment_drift(args.dir, args.against), str(args.dir), str(args.against)):
+            console.print(line, markup=False)
+    return EXIT_OK if result.ok else EXIT_RUN_FAILURE
+
+
+def _bundle(args: argparse.Namespace) -> int:
+    """``bundle DIR [--out FILE]``: prints the bundle's path, contents and sha256 (what a reviewer compares)."""
+    from rich.console import Console
+
+    from harness import bundle, stack
+
+    if not args.dir.is_dir():
+        raise BadInputError(f"no artifact folder {args.dir}", hint="pass artifacts/<id>")
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    out = args.out or bundle.default_bundle_path(args.dir.resolve())
+    result = bundle.create_bundle(
+        args.dir, out, connect=stack.connect, progress=lambda line: console.print(line, markup=False)
+    )
+    index, size_mb = result.index, result.size_bytes / 1e6
+    print(f"bundle {result.path}: {len(index.members)} files, {len(index.images)} image(s), {size_mb:.1f} MB")
+    print(f"sha256 {result.sha256}")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -566,6 +769,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _specs(settings)
         if args.verb == "corpus":
             return _corpus(args)
+        if args.verb == "verify":
+            return _verify(args)
+        if args.verb == "bundle":
+            return _bundle(args)
         raise BadInputError(f"unknown verb {args.verb}")
     except HarnessError as exc:
         print(f"Error: {exc}", file=sys.stderr)
