@@ -617,7 +617,11 @@ def _reproduce_bundle(args: argparse.Namespace, base: Settings, command: list[st
     if index.kit_version != __version__:
         console.print(f"bundle made by kit {index.kit_version}, re-run by kit {__version__} (the images are exact)")
     recorded = verified.statement.predicate.settings
-    carried = {k: recorded[k] for k in ("sim_seed", "request_timeout_s", "connect_timeout_s", "retries_per_run")}
+    carried = {
+        k: recorded[k]
+        for k in ("sim_seed", "request_timeout_s", "connect_timeout_s", "retries_per_run")
+        if k in recorded
+    }
     out = ArtifactDir(args.out or base.artifacts_dir / f"{index.artifact_id}-rerun")
     with tempfile.TemporaryDirectory(prefix="cfk-bundle-") as tmp:
         to_load = bundle.missing_images(client, verified) if client is not None else []
