@@ -349,7 +349,8 @@ def verify_bundle(path: Path) -> VerifiedBundle:
                     raise _tampered(path, f"{name} is not a regular file")
                 seen.add(name)
                 fh = tar.extractfile(member)
-                assert fh is not None  # a regular file always has a reader
+                if fh is None:
+                    raise _tampered(path, f"{name} cannot be read")
                 sha, data = _digest(fh, keep=name.startswith(f"{ARTIFACT_DIR}/"))
                 if sha != expected[name].sha256 or member.size != expected[name].size_bytes:
                     raise _tampered(path, f"{name} does not match its sha256 in {INDEX_NAME}")
@@ -462,7 +463,8 @@ def unpack(
                 if member.name not in expected or not member.isfile():
                     raise _tampered(bundle.path, f"{member.name} appeared after verification")
                 fh = tar.extractfile(member)
-                assert fh is not None  # a regular file always has a reader
+                if fh is None:
+                    raise _tampered(bundle.path, f"{member.name} cannot be read")
                 if member.name == IMAGES_MEMBER:
                     if load is None:
                         continue

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -13,6 +15,8 @@ import pytest
 from harness.artifacts import ArtifactDir, load_sweep
 from harness.bundle import INDEX_NAME, KIT_FILES
 from harness.cli import main
+from harness.orchestrator import DockerExecutor, server_settings
+from harness.spec import load_spec
 from tests.unit.conftest import ROOT
 
 
@@ -196,3 +200,22 @@ def test_reproduce_bundle_refuses_flags_that_would_change_the_plan(
     assert main(["reproduce", "--bundle", str(tmp_path / "none.tar")]) == 2
     assert "no bundle at" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_the_container_executor_reads_the_compose_files_it_is_given(tmp_path: Path) -> None:
+    """A bundle's re-run stacks come from the bundled compose files, not the checkout's."""
+    bundled = tmp_path / "kit" / "compose"
+    shutil.copytree(ROOT / "compose", bundled)
+    override = bundled / "sim.override.yml"
+    override.write_text(override.read_text().replace("retries: 60", "retries: 7"))
+    spec = load_spec(ROOT / "experiments" / "tr110.toml")
+    executor = DockerExecutor(
+        client=None, harness_image="chimeraforge/harness:test", kit_version="0", seed=1, time_scale=1.0
+    )
+    kwargs = {"topology": "dual", "model": "gemma3:latest", "sim_seed": 1, "device_group": "g"}
+    mine = executor.project(server_settings(spec), **kwargs)
+    theirs = dataclasses.replace(executor, compose_dir=bundled).project(server_settings(spec), **kwargs)
+    assert all(p.parent == bundled for p in theirs.sources)
+    assert all(p.parent == ROOT / "compose" for p in mine.sources)
+    health = theirs.services["ollama"].healthcheck
+    assert health is not None and health.retries == 7
