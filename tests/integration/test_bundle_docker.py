@@ -17,7 +17,19 @@ from tests.integration.conftest import KitImages, kit_leftovers
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
-ARGS = ["reproduce", "--report", "tr110", "--backend", "sim", "--runs", "1", "--configs", "^013$", "--time-scale", "0.02"]
+ARGS = [
+    "reproduce",
+    "--report",
+    "tr110",
+    "--backend",
+    "sim",
+    "--runs",
+    "1",
+    "--configs",
+    "^013$",
+    "--time-scale",
+    "0.02",
+]
 
 
 @pytest.fixture(autouse=True)
