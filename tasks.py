@@ -78,21 +78,25 @@ def sim(c: Context, port: int = 11434, seed: int = 1234, time_scale: float = 1.0
         "time_scale": "simulator: multiply every delay (0.05 = 20x faster)",
         "out": "artifact folder (re-use it to resume)",
         "executor": "docker (one compose stack per run, default) or local (in-process simulator, no Docker)",
+        "bundle": "re-run a bundle (from `bundle`) with its exact images instead of a report",
     }
 )
 def reproduce(
     c: Context,
-    report: str,
+    report: str = "",
     backend: str = "",
     runs: int | None = None,
     configs: str = "",
     time_scale: float | None = None,
     out: str = "",
     executor: str = "",
+    bundle: str = "",
 ) -> None:
-    """Run a report's protocol, one fresh set of servers per run, and write artifacts (resumable)."""
+    """Run a report's protocol (or a bundle's plan), one fresh set of servers per run, and write artifacts."""
     c.run(
-        f"{PY} -m harness reproduce --report {shlex.quote(report)}"
+        f"{PY} -m harness reproduce"
+        + _opt("--report", report)
+        + _opt("--bundle", bundle)
         + _opt("--backend", backend)
         + _opt("--runs", runs)
         + _opt("--configs", configs)
@@ -155,6 +159,18 @@ def stack_down(c: Context, name: str = "") -> None:
     c.run(f"{PY} -m harness stack down" + _opt("--name", name))
 
 
+@task(help={"dir": "artifact folder", "against": "another artifact folder: show the environment drift"})
+def verify(c: Context, dir: str, against: str = "") -> None:
+    """Re-hash an artifact folder against its manifest, check schema versions, show the environment fingerprint."""
+    c.run(f"{PY} -m harness verify {shlex.quote(dir)}" + _opt("--against", against))
+
+
+@task(help={"dir": "artifact folder", "out": "bundle file: .tar.gz (default <dir>.bundle.tar.gz) or .tar (faster)"})
+def bundle(c: Context, dir: str, out: str = "") -> None:
+    """Pack a verified artifact folder with its exact images, locks and inputs for a reviewer."""
+    c.run(f"{PY} -m harness bundle {shlex.quote(dir)}" + _opt("--out", out), pty=False)
+
+
 @task(help={"csv": "originals' per-run CSV (shared/reference/data)", "report": "trNNN", "out": "report folder"})
 def analyze(c: Context, csv: str, report: str, out: str = "") -> None:
     """Recompute a report's published figures from the originals' records and judge its claims."""
@@ -187,6 +203,6 @@ def doctor(c: Context, report: str = "", model: str = "", require_gpu: bool = Fa
     )
 
 
-ns = Collection(test, lock, specs, plan, corpus, sim, reproduce, build, clean, analyze, report_, doctor)
+ns = Collection(test, lock, specs, plan, corpus, sim, reproduce, build, clean, analyze, report_, doctor, verify, bundle)
 ns.add_collection(Collection("images", images_base, images_lock))
 ns.add_collection(Collection("stack", stack_up, stack_down))

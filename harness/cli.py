@@ -118,7 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--name", default=None, help="only this project (default: every by-hand stack)")
 
     rep = verbs.add_parser("reproduce", help="run a report's protocol and write artifacts")
-    rep.add_argument("--report", required=True, help="trNNN")
+    rep.add_argument("--report", default=None, help="trNNN (required unless --bundle)")
+    rep.add_argument(
+        "--bundle", type=Path, default=None, help="re-run a bundle's plan with its exact images (see `bundle`)"
+    )
     rep.add_argument("--backend", choices=("auto", "ollama", "sim"), default=None, help="default: HARNESS_BACKEND")
     rep.add_argument("--runs", type=int, default=None, help="repetitions per config (default: the spec's)")
     rep.add_argument("--configs", default=None, help="regular expression over config ids")
@@ -147,6 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--model", default=None, help="model to check free VRAM against (default gemma3:latest)")
     doctor.add_argument("--require-gpu", action="store_true", help="no NVIDIA GPU is a failure, not a warning")
     doctor.add_argument("--json", action="store_true", help="machine-readable findings")
+
+    verify = verbs.add_parser("verify", help="re-hash an artifact folder against its manifest; compare environments")
+    verify.add_argument("dir", type=Path, help="artifact folder (with manifest.json)")
+    verify.add_argument("--against", type=Path, default=None, help="another artifact folder: show environment drift")
+
+    bundle = verbs.add_parser("bundle", help="pack a verified artifact folder with its exact images for a reviewer")
+    bundle.add_argument("dir", type=Path, help="artifact folder (with manifest.json)")
+    bundle.add_argument(
+        "--out", type=Path, default=None, help="bundle file: .tar.gz/.tgz (gzip, default <dir>.bundle.tar.gz) or .tar"
+    )
 
     corpus = verbs.add_parser("corpus", help="check (default) or rewrite the committed corpus")
     corpus.add_argument("--write", action="store_true")
@@ -488,20 +501,19 @@ def _stack(args: argparse.Namespace, base: Settings) -> int:
 
 
 def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> int:
-    import asyncio
-
     from rich.console import Console
 
     from harness.agents.runner import Timeouts
     from harness.agents.workflow import Workload
-    from harness.artifacts import ArtifactDir, ModelFacts
-    from harness.facts import absent
-    from harness.orchestrator import LocalSimExecutor, PreparedModel, prepare, server_settings
+    from harness.artifacts import ArtifactDir
+    from harness.orchestrator import LocalSimExecutor
     from harness.plan import expand
-    from harness.provenance import collect, record_provenance
     from harness.spec import load_spec, spec_path
-    from harness.telemetry import nvml_session
 
+    if args.bundle is not None:
+        return _reproduce_bundle(args, base, command)
+    if args.report is None:
+        raise BadInputError("reproduce needs --report trNNN (or --bundle FILE)")
     settings = (
         load_settings(backend=args.backend, time_scale=args.time_scale) if (args.backend or args.time_scale) else base
     )
@@ -546,6 +558,33 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
         executor = _with_images(executor, console, rust=any(r.language == "rust" for r in plan.runs))
     executor.check(plan)
     out = ArtifactDir(args.out or settings.artifacts_dir / f"{spec.id}-{executor.backend}")
+    return _run_and_record(out, spec, path, plan, executor, settings, console, command)
+
+
+def _run_and_record(
+    out: Any,
+    spec: Any,
+    spec_file: Path,
+    plan: Any,
+    executor: Any,
+    settings: Settings,
+    console: Any,
+    command: list[str],
+    *,
+    origin: dict[str, Any] | None = None,
+    expected_model: Any = None,
+) -> int:
+    """Prepare the folder and the model, record provenance, run what is left, then report and manifest (last)."""
+    import asyncio
+
+    from harness.artifacts import ModelFacts
+    from harness.facts import absent
+    from harness.manifest import write_manifest
+    from harness.orchestrator import PreparedModel, prepare, server_settings
+    from harness.provenance import collect, record_provenance
+    from harness.report import build_report
+    from harness.telemetry import nvml_session
+
     with nvml_session() as nvml:
         prepared: list[PreparedModel] = []
 
@@ -556,7 +595,13 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
             console.print(f"model {facts.name} {facts.digest[:19]}… served by {facts.server_version}")
             return facts
 
-        prepare(out, spec, path.read_bytes(), plan, executor, ["harness", *command], model=pull_model)
+        prepare(out, spec, spec_file.read_bytes(), plan, executor, ["harness", *command], model=pull_model)
+        model = prepared[0].facts
+        if expected_model is not None and expected_model.digest != model.digest:
+            console.print(
+                f"[bold red]model {model.name} is {model.digest[:19]}… here, the bundle ran "
+                f"{expected_model.digest[:19]}…: the model is not in the bundle, this re-run uses another one[/]"
+            )
         provenance = collect(
             nvml=nvml,
             docker=getattr(executor, "client", None) or absent("the local executor runs no container"),
@@ -565,16 +610,21 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
             settings=settings,
             command=["harness", *command],
             server_settings=server_settings(spec),
-            spec_path=path,
-            spec_bytes=path.read_bytes(),
+            spec_path=spec_file,
+            spec_bytes=spec_file.read_bytes(),
         )
         record_provenance(out, provenance)
         console.print(f"environment fingerprint {provenance.fingerprint_sha256[:16]}… (provenance.json)")
-        return _sweep(out, spec, plan, executor, settings, console, nvml)
+        failures = _sweep(out, spec, plan, executor, settings, console, nvml)
+    report = build_report(out.root, spec)
+    console.print(f"report: {report.markdown}", markup=False)
+    manifest = write_manifest(out.root, command=["harness", *command], settings=settings, origin=origin)
+    console.print(f"manifest: {manifest}", markup=False)
+    return EXIT_OK if failures == 0 else EXIT_RUN_FAILURE
 
 
 def _sweep(out: Any, spec: Any, plan: Any, executor: Any, settings: Settings, console: Any, nvml: Any) -> int:
-    """Run what is left of the sweep with a progress bar, then rebuild the report from the artifacts."""
+    """Run what is left of the sweep with a progress bar; returns how many runs failed this time."""
     import asyncio
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -606,11 +656,173 @@ def _sweep(out: Any, spec: Any, plan: Any, executor: Any, settings: Settings, co
         )
     done = len(out.completed_run_ids())
     console.print(f"{done}/{len(plan.runs)} runs complete in {out.root} ({len(results)} this time, {failures} failed)")
-    from harness.report import build_report
+    return failures
 
-    report = build_report(out.root, spec)
-    console.print(f"report: {report.markdown}")
-    return EXIT_OK if failures == 0 else EXIT_RUN_FAILURE
+
+def _reproduce_bundle(args: argparse.Namespace, base: Settings, command: list[str]) -> int:
+    """``reproduce --bundle``: the bundled plan, spec and compose files with the bundle's exact images.
+
+    The bundle is verified in full before anything is loaded or written; its images are loaded only when the
+    engine lacks them (an image ID is a content hash), checked by ID, and their tags given back.
+    """
+    import tempfile
+
+    from rich.console import Console
+
+    from harness import bundle, images, stack
+    from harness.agents.runner import Timeouts
+    from harness.agents.workflow import Workload
+    from harness.artifacts import ArtifactDir
+    from harness.orchestrator import DockerExecutor, LocalSimExecutor
+    from harness.spec import load_spec
+
+    fixed = {
+        "--report": args.report,
+        "--backend": args.backend,
+        "--runs": args.runs,
+        "--configs": args.configs,
+        "--time-scale": args.time_scale,
+        "--interleave-seed": args.interleave_seed,
+        "--no-isolated": args.no_isolated or None,
+    }
+    given = [flag for flag, value in fixed.items() if value is not None]
+    if given:
+        raise BadInputError(
+            f"--bundle re-runs the bundled plan as it was made; {', '.join(given)} cannot change it", hint="drop them"
+        )
+    verified = bundle.verify_bundle(args.bundle)
+    index, ids = verified.index, verified.image_ids
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console.print(f"bundle {args.bundle} verified: {len(index.members)} files, sha256 {verified.sha256}", markup=False)
+    if args.executor == "local" and ids:
+        raise BadInputError("this bundle holds images: it re-runs in containers", hint="drop --executor local")
+    client = None
+    if ids:
+        client = stack.connect()
+        if index.backend == "ollama" and not stack.gpu_visible(client):
+            raise BadInputError(
+                "this bundle was made with the real Ollama backend: re-running it needs an NVIDIA GPU visible to "
+                "Docker, and there is none here",
+                hint="run it on an NVIDIA host with the NVIDIA Container Toolkit",
+            )
+    else:
+        console.print("this bundle holds no images (made in-process): re-running in-process with this kit's agents")
+    if index.kit_version != __version__:
+        console.print(f"bundle made by kit {index.kit_version}, re-run by kit {__version__} (the images are exact)")
+    recorded = verified.statement.predicate.settings
+    carried = {
+        k: recorded[k]
+        for k in ("sim_seed", "request_timeout_s", "connect_timeout_s", "retries_per_run")
+        if k in recorded
+    }
+    out = ArtifactDir(args.out or base.artifacts_dir / f"{index.artifact_id}-rerun")
+    with tempfile.TemporaryDirectory(prefix="cfk-bundle-") as tmp:
+        to_load = bundle.missing_images(client, verified) if client is not None else []
+        if to_load:
+            console.print(f"loading {len(to_load)} image(s) from the bundle", markup=False)
+        engine = client
+        unpacked = bundle.unpack(
+            verified,
+            Path(tmp),
+            load=(lambda chunks: images.load_images(engine, chunks)) if engine and to_load else None,
+        )
+        if client is not None:
+            for note in bundle.restore_images(client, verified, unpacked.loaded_image_ids):
+                console.print(note, markup=False)
+        settings = load_settings(
+            backend=index.backend, time_scale=index.time_scale, experiments_dir=unpacked.experiments_dir, **carried
+        )
+        spec = load_spec(unpacked.spec_path)
+        executor: Any
+        if client is not None:
+            executor = DockerExecutor(
+                client=client,
+                harness_image=ids.get("harness", ""),
+                rust_image=ids.get("rust-agent", ""),
+                ollama_image=ids.get("ollama", ""),
+                kit_version=__version__,
+                seed=settings.sim_seed,
+                time_scale=settings.time_scale,
+                agent_timeout_s=settings.request_timeout_s * 4,
+                request_timeout_s=settings.request_timeout_s,
+                connect_timeout_s=settings.connect_timeout_s,
+                backend=index.backend,
+                compose_dir=unpacked.compose_dir,
+            )
+        else:
+            executor = LocalSimExecutor(
+                workload=Workload.load(
+                    model=spec.model.name,
+                    workflow=spec.agent.workflow if spec.agent else "single_call",
+                    streaming=spec.agent.streaming if spec.agent else True,
+                    prompts_dir=unpacked.experiments_dir / "prompts",
+                    corpus_dir=unpacked.experiments_dir / "corpus",
+                ),
+                seed=settings.sim_seed,
+                time_scale=settings.time_scale,
+                timeouts=Timeouts(settings.request_timeout_s, settings.connect_timeout_s),
+            )
+        executor.check(verified.plan)
+        if index.simulated:
+            console.print("[bold yellow]SIMULATED: a rehearsal against the simulated Ollama, not a measurement.[/]")
+        origin = {
+            "bundle": str(args.bundle),
+            "bundle_sha256": verified.sha256,
+            "artifact_id": index.artifact_id,
+            "kit_version": index.kit_version,
+            "images": ids,
+        }
+        return _run_and_record(
+            out,
+            spec,
+            unpacked.spec_path,
+            verified.plan,
+            executor,
+            settings,
+            console,
+            command,
+            origin=origin,
+            expected_model=verified.sweep.model,
+        )
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """``verify DIR [--against DIR2]``: exit 0 when every file and schema version checks out, 1 otherwise."""
+    from rich.console import Console
+
+    from harness.verify import describe_drift, describe_verification, environment_drift, verify_folder
+
+    if args.against is not None and not (args.against / "sweep.json").is_file():
+        raise BadInputError(f"{args.against} is not an artifact folder (no sweep.json)", hint="pass --against DIR")
+    result = verify_folder(args.dir)
+    console = Console(highlight=False, soft_wrap=True)
+    *details, verdict = describe_verification(result)
+    for line in details:
+        console.print(line, markup=False, style=None if line.startswith("environment") else "red")
+    console.print(verdict, markup=False, style="bold green" if result.ok else "bold red")
+    if args.against is not None:
+        for line in describe_drift(environment_drift(args.dir, args.against), str(args.dir), str(args.against)):
+            console.print(line, markup=False)
+    return EXIT_OK if result.ok else EXIT_RUN_FAILURE
+
+
+def _bundle(args: argparse.Namespace) -> int:
+    """``bundle DIR [--out FILE]``: prints the bundle's path, contents and sha256 (what a reviewer compares)."""
+    from rich.console import Console
+
+    from harness import bundle, stack
+
+    if not args.dir.is_dir():
+        raise BadInputError(f"no artifact folder {args.dir}", hint="pass artifacts/<id>")
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    out = args.out or bundle.default_bundle_path(args.dir.resolve())
+    result = bundle.create_bundle(
+        args.dir, out, connect=stack.connect, progress=lambda line: console.print(line, markup=False)
+    )
+    index, size_mb = result.index, result.size_bytes / 1e6
+    print(f"bundle {result.path}: {len(index.members)} files, {len(index.images)} image(s), {size_mb:.1f} MB")
+    print(f"sha256 {result.sha256}")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -637,6 +849,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _corpus(args)
         if args.verb == "doctor":
             return _doctor(args, settings)
+        if args.verb == "verify":
+            return _verify(args)
+        if args.verb == "bundle":
+            return _bundle(args)
         raise BadInputError(f"unknown verb {args.verb}")
     except HarnessError as exc:
         print(f"Error: {exc}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Image pins, the offline Debian base, the wheelhouse and the kit's image builds.
+"""Image pins, the offline Debian base, the wheelhouse, the kit's image builds, and ``docker save``/``load``.
 
 An adapter (layer 3, beside ``harness.stack``) and the only other module allowed to import ``docker``: building
 images is its own concern, separate from running stacks. Docker SDK, registry and subprocess failures are
@@ -967,3 +967,76 @@ def build_all(
             )
         )  # fmt: skip
     return BuildReport(plan, base, wheels, tuple(results))
+
+
+# ---------------------------------------------------------------------------------------------------- save/load
+
+
+@dataclass(frozen=True)
+class LocalImage:
+    """An image on this engine: its ID and the repo tags that name it now."""
+
+    image_id: str
+    tags: tuple[str, ...]
+
+
+def local_image(client: docker.DockerClient, ref: str) -> LocalImage | None:
+    """The image ``ref`` (a tag or an ID) names on this engine, or None."""
+    image = _image_or_none(client, ref)
+    return None if image is None else LocalImage(str(image.id), tuple(image.tags))
+
+
+def save_images(
+    client: docker.DockerClient,
+    image_ids: Iterable[str],
+    write: Callable[[bytes], object],
+    *,
+    chunk_bytes: int = 1 << 20,
+) -> int:
+    """``docker save`` of exact image IDs, as one archive (shared layers once), streamed chunk by chunk to ``write``.
+
+    Saved by ID, not by tag, so the archive names no tag: loading it moves no tag, and the tags are restored
+    explicitly from the bundle's record. Returns the bytes written.
+    """
+    ids = list(image_ids)
+    missing = [i for i in ids if _image_or_none(client, i) is None]
+    if missing:
+        raise BadInputError(
+            f"image(s) {', '.join(missing)} are not on this engine",
+            hint="bundle on the machine that ran the sweep, before its images are removed",
+        )
+    # The SDK saves one name per call; the engine's endpoint takes several (and writes shared layers once).
+    url = f"{client.api.base_url}/v{client.api.api_version}/images/get"
+    written = 0
+    try:
+        with client.api.get(url, params={"names": ids}, stream=True, timeout=None) as resp:
+            if resp.status_code != 200:
+                raise DockerError(f"docker save of {', '.join(ids)} failed: {resp.text.strip()[:400]}")
+            for chunk in resp.iter_content(chunk_bytes):
+                write(chunk)
+                written += len(chunk)
+    except requests.exceptions.RequestException as exc:
+        raise DockerError(
+            f"docker save of {', '.join(ids)} failed: {_first_line(exc)}", hint="is the engine up?"
+        ) from None
+    return written
+
+
+def load_images(client: docker.DockerClient, chunks: Iterable[bytes]) -> list[str]:
+    """``docker load`` from a stream of archive bytes; the IDs the engine reports it loaded."""
+    try:
+        loaded = client.images.load(chunks)  # type: ignore[arg-type]  # any body requests can send
+    except docker.errors.ImageLoadError as exc:
+        raise DockerError(f"docker load failed: {_first_line(exc)}", hint="is the archive complete?") from None
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise DockerError(f"docker load failed: {_first_line(exc)}", hint="is the engine up?") from None
+    return [str(image.id) for image in loaded]
+
+
+def tag_image(client: docker.DockerClient, image_id: str, reference: str) -> None:
+    """Name ``image_id`` ``reference`` (``repo:tag``)."""
+    repository, _, tag = reference.rpartition(":") if ":" in reference.split("/")[-1] else (reference, "", "latest")
+    try:
+        client.images.get(image_id).tag(repository, tag)
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise DockerError(f"cannot tag {image_id} as {reference}: {_first_line(exc)}") from None

@@ -290,6 +290,8 @@ class DockerExecutor:
     model_volume: str = ""
     request_timeout_s: float = 600.0
     connect_timeout_s: float = 10.0
+    compose_dir: Path | None = None
+    """Where the compose files are read from (a bundle's own); None: the kit's ``compose/``."""
     _live: list[Any] = field(default_factory=list, compare=False, repr=False)
 
     def check(self, plan: Plan) -> None:
@@ -335,7 +337,11 @@ class DockerExecutor:
             "OLLAMA_MODEL": model,
             **(ports or {}),
         }
-        files = stack.compose_files(topology, "sim" if self.backend == "sim" else "ollama")  # type: ignore[arg-type]
+        files = stack.compose_files(
+            topology,  # type: ignore[arg-type]
+            "sim" if self.backend == "sim" else "ollama",
+            self.compose_dir or stack.COMPOSE_DIR,
+        )
         return stack.load_compose(files, variables, gpu=self.backend == "ollama")
 
     async def prepare_model(self, spec: Spec) -> PreparedModel:
