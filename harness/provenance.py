@@ -138,23 +138,6 @@ class HostFacts(_Model):
     python_version: str
 
 
-class EngineSection(_Model):
-    server_version: str
-    api_version: str
-    operating_system: str
-    kernel_version: str
-    architecture: str
-    runtimes: list[str]
-    default_runtime: str
-    nvidia_runtime: bool
-    gpu_visible: bool
-    root_dir: str
-    storage_driver: str
-    cgroup_version: str | None
-    cpu_count: int
-    memory_total_bytes: int
-
-
 class ImageRecord(_Model):
     """``docker.images.<role>``. ``pinned``: the engine knows a registry digest for it (``repo_digests``);
     an image the kit built offline has none, is recorded unpinned with the reason, and is identified by ``id``."""
@@ -180,7 +163,7 @@ class BasePin(_Model):
 
 class DockerSection(_Model):
     present: Literal[True] = True
-    engine: EngineSection
+    engine: stack.EngineFacts  # the adapter's own record (a dataclass pydantic validates as it is)
     images: dict[str, ImageRecord | Absent]
     base_pins: dict[str, BasePin] | Absent
 
@@ -487,22 +470,7 @@ def docker_facts(
     except DockerError as exc:
         return absent(str(exc))
     return DockerSection(
-        engine=EngineSection(
-            server_version=engine.server_version,
-            api_version=engine.api_version,
-            operating_system=engine.operating_system,
-            kernel_version=engine.kernel_version,
-            architecture=engine.architecture,
-            runtimes=list(engine.runtimes),
-            default_runtime=engine.default_runtime,
-            nvidia_runtime=engine.nvidia_runtime,
-            gpu_visible=engine.gpu_visible,
-            root_dir=engine.root_dir,
-            storage_driver=engine.storage_driver,
-            cgroup_version=engine.cgroup_version,
-            cpu_count=engine.cpu_count,
-            memory_total_bytes=engine.memory_total_bytes,
-        ),
+        engine=engine,
         images={role: _image_record(client, ref) for role, ref in sorted(images.items())},
         base_pins=_base_pins(lock_path or REPO_ROOT / LOCK_FILES["images_lock"]),
     )

@@ -10,22 +10,9 @@ import pytest
 from harness.artifacts import ArtifactDir, load_sweep
 from harness.cli import main
 from harness.records import MultiRunRecord
+from tests.unit.conftest import LOCAL_ARGS
 
-ARGS = [
-    "reproduce",
-    "--report",
-    "tr110",
-    "--backend",
-    "sim",
-    "--runs",
-    "1",
-    "--configs",
-    "^013$",
-    "--time-scale",
-    "0.01",
-    "--executor",
-    "local",
-]
+ARGS = LOCAL_ARGS
 
 
 @pytest.fixture(autouse=True)
