@@ -135,6 +135,15 @@ class OllamaClient:
     async def _observe(
         self, endpoint: str, body: bytes, stream: bool, *, text_of: Callable[[dict[str, Any]], str]
     ) -> CallObservation:
+        """One call, timed where the bytes move, not where the Python objects are built.
+
+        ``start_ns`` is read when httpcore starts writing the request head (its ``trace`` extension), so
+        building the request, the pool lookup and a TCP connect are not charged to the server's TTFT; a
+        transport without tracing (tests' mock transports) keeps the stamp taken before the call. Each body
+        read is stamped as it comes off the transport and its lines are split here, so every chunk of one read
+        shares that read's time (as the Rust agents do) instead of the time httpx's text and line decoders
+        finished with it.
+        """
         obs = CallObservation(
             endpoint=endpoint,
             request_sha256=hashlib.sha256(body).hexdigest(),
@@ -142,49 +151,83 @@ class OllamaClient:
             start_unix_ns=time.time_ns(),
         )
         parts: list[str] = []
-        obs.start_ns = time.monotonic_ns()
+        sent_ns: list[int] = []
+
+        async def trace(event: str, _info: dict[str, Any]) -> None:
+            if event == "http11.send_request_headers.started" and not sent_ns:
+                sent_ns.append(time.monotonic_ns())
+
+        called_ns = time.monotonic_ns()
+        obs.start_ns = called_ns
         try:
             async with self._http.stream(
-                "POST", endpoint, content=body, headers={"content-type": "application/json"}
+                "POST",
+                endpoint,
+                content=body,
+                headers={"content-type": "application/json"},
+                extensions={"trace": trace},
             ) as response:
+                if sent_ns:
+                    obs.start_ns = sent_ns[0]
                 obs.http_status = response.status_code
                 obs.simulated = response.headers.get(SIMULATED_HEADER) == "1"
                 if response.status_code != 200:
                     detail = (await response.aread()).decode("utf-8", "replace")
                     obs.error = f"HTTP {response.status_code}: {_error_text(detail)}"
                     return obs
-                async for line in response.aiter_lines():
+                pending = b""
+                async for data in response.aiter_bytes():
                     now = time.monotonic_ns()
-                    if not line.strip():
-                        continue
-                    chunk = json.loads(line)
-                    if "error" in chunk:
-                        obs.error = f"server error mid-stream: {chunk['error']}"
-                        return obs
-                    text = text_of(chunk)
-                    if text:
-                        if obs.first_chunk_ns is None:
-                            obs.first_chunk_ns = now
-                        obs.chunk_offsets_ns.append(now - obs.start_ns)
-                        parts.append(text)
-                    if chunk.get("done"):
-                        obs.final = chunk
+                    pending += data
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        if self._take_line(line, now, obs, parts, text_of):
+                            return obs
+                if pending.strip() and self._take_line(pending, time.monotonic_ns(), obs, parts, text_of):
+                    return obs
                 if not obs.final:
                     obs.error = "stream ended without a final chunk (done=true)"
         except httpx.TimeoutException as exc:
             obs.error = f"timed out ({type(exc).__name__})"
         except httpx.TransportError as exc:
             obs.error = f"connection failed: {exc!r}"
-        except json.JSONDecodeError as exc:
-            obs.error = f"malformed chunk: {exc.msg}"
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            obs.error = f"malformed chunk: {exc}"
         finally:
             obs.end_ns = time.monotonic_ns()
             obs.text = "".join(parts)
+            if obs.start_ns == called_ns and sent_ns:
+                obs.start_ns = sent_ns[0]
         if not stream and obs.ok:
             # One body: the "first chunk" is the whole answer, as a non-streaming client sees it.
             obs.chunk_offsets_ns = [obs.end_ns - obs.start_ns] if obs.text else []
             obs.first_chunk_ns = obs.end_ns if obs.text else None
         return obs
+
+    @staticmethod
+    def _take_line(
+        line: bytes,
+        now: int,
+        obs: CallObservation,
+        parts: list[str],
+        text_of: Callable[[dict[str, Any]], str],
+    ) -> bool:
+        """Record one NDJSON line that arrived at ``now``; True when the call must stop (a server error)."""
+        if not line.strip():
+            return False
+        chunk = json.loads(line)
+        if "error" in chunk:
+            obs.error = f"server error mid-stream: {chunk['error']}"
+            return True
+        text = text_of(chunk)
+        if text:
+            if obs.first_chunk_ns is None:
+                obs.first_chunk_ns = now
+            obs.chunk_offsets_ns.append(now - obs.start_ns)
+            parts.append(text)
+        if chunk.get("done"):
+            obs.final = chunk
+        return False
 
     # -- model management ---------------------------------------------------------------------------------
 
