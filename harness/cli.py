@@ -12,6 +12,7 @@ import json
 import re
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
     report = verbs.add_parser("report", help="rebuild report.md/report.html and figures from an artifact folder")
     report.add_argument("dir", type=Path)
     report.add_argument("--model-bytes", type=float, default=None, help="for the bandwidth roofline")
+
+    bench = verbs.add_parser("bench", help="measure the kit's own error and overhead; write benchmarks/results/")
+    bench.add_argument("--quick", action="store_true", help="fewer repetitions: a smoke run (publishes nothing)")
+    bench.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="repeatable: clients, peer, efficiency, stack, report (a partial run publishes nothing)",
+    )
+    bench.add_argument("--out", type=Path, default=None, help="write the results here instead (publishes nothing)")
 
     corpus = verbs.add_parser("corpus", help="check (default) or rewrite the committed corpus")
     corpus.add_argument("--write", action="store_true")
@@ -317,6 +329,30 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _bench(args: argparse.Namespace, command: list[str]) -> int:
+    from rich.console import Console
+
+    from harness.bench.runner import BenchOptions, check_options, run_bench
+
+    only = check_options(args.only)
+    if args.out is not None and args.out.is_dir():
+        raise BadInputError(f"--out {args.out} is a folder", hint="pass a file path, e.g. /tmp/bench.json")
+    console = Console(stderr=True)
+    start = time.monotonic()
+
+    def progress(message: str) -> None:
+        console.print(f"[dim]{time.monotonic() - start:6.1f} s[/] {message}")
+
+    options = BenchOptions(repo_root=Path.cwd(), command=command, quick=args.quick, only=only, out=args.out)
+    results, written = run_bench(options, progress)
+    for verdict in results.verdicts:
+        mark = {True: "[green]met[/]", False: "[red]missed[/]", None: "[yellow]not measured[/]"}[verdict.met]
+        console.print(f"{mark:>24}  {verdict.target}: {verdict.measured}")
+    for path in written:
+        console.print(f"wrote {path}")
+    return EXIT_OK
+
+
 def _corpus(args: argparse.Namespace) -> int:
     from harness import corpus
 
@@ -484,6 +520,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _specs(settings)
         if args.verb == "corpus":
             return _corpus(args)
+        if args.verb == "bench":
+            return _bench(args, ["python", "-m", "harness", *(list(argv) if argv is not None else sys.argv[1:])])
         raise BadInputError(f"unknown verb {args.verb}")
     except HarnessError as exc:
         print(f"Error: {exc}", file=sys.stderr)
