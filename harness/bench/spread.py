@@ -11,7 +11,7 @@ from harness import stats
 
 
 class Spread(BaseModel):
-    """Percentiles interpolate linearly (:func:`harness.stats.percentile`); ``abs_p99`` is of ``|x|``."""
+    """Percentiles interpolate linearly (:func:`harness.stats.percentile`); ``abs_*`` are of ``|x|``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -24,6 +24,7 @@ class Spread(BaseModel):
     p99: float | None
     min: float | None
     max: float | None
+    abs_median: float | None
     abs_p99: float | None
 
 
@@ -36,7 +37,7 @@ def spread(values: Sequence[float]) -> Spread:
     data = [float(v) for v in values if not math.isnan(v)]
     if not data:
         return Spread(n=0, mean=None, median=None, p1=None, p10=None, p90=None, p99=None, min=None, max=None,
-                      abs_p99=None)  # fmt: skip
+                      abs_median=None, abs_p99=None)  # fmt: skip
     return Spread(
         n=len(data),
         mean=_num(stats.mean(data)),
@@ -47,5 +48,6 @@ def spread(values: Sequence[float]) -> Spread:
         p99=_num(stats.percentile(data, 99)),
         min=min(data),
         max=max(data),
+        abs_median=_num(stats.median([abs(v) for v in data])),
         abs_p99=_num(stats.percentile([abs(v) for v in data], 99)),
     )

@@ -137,6 +137,7 @@ def render(results: BenchResults) -> str:
                     f"{r.rate_tps:g}",
                     _ratio(r.ttft_error_ms.median, theirs[r.rate_tps].ttft_error_ms.median),
                     _ratio(r.ttft_error_ms.p99, theirs[r.rate_tps].ttft_error_ms.p99),
+                    _ratio(r.throughput_error_pct.abs_median, theirs[r.rate_tps].throughput_error_pct.abs_median),
                     _ratio(r.throughput_error_pct.abs_p99, theirs[r.rate_tps].throughput_error_pct.abs_p99),
                 ]
                 for r in results.clients
@@ -146,7 +147,17 @@ def render(results: BenchResults) -> str:
                 "",
                 f"Ours ÷ {p.name}'s (below 1: our error is smaller):",
                 "",
-                *_table(["agent", "tok/s", "TTFT error median", "TTFT error p99", "tok/s |error| p99"], ratio_rows),
+                *_table(
+                    [
+                        "agent",
+                        "tok/s",
+                        "TTFT error median",
+                        "TTFT error p99",
+                        "tok/s |error| median",
+                        "tok/s |error| p99",
+                    ],
+                    ratio_rows,
+                ),
             ]
     if results.efficiency:
         lines += [

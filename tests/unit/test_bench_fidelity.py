@@ -146,4 +146,5 @@ def test_spread_percentiles_and_absolute_tail() -> None:
     assert (s.n, s.median, s.min, s.max) == (101, 0.0, -50.0, 50.0)
     assert s.p99 == pytest.approx(49.0) and s.p1 == pytest.approx(-49.0)
     assert s.abs_p99 == pytest.approx(50.0)  # |values| hold 0 once and every other value twice
+    assert s.abs_median == pytest.approx(25.0)
     assert spread([math.nan]).n == 0 and spread([]).median is None

@@ -54,7 +54,7 @@ def _results(**update: object) -> BenchResults:
         clients=[
             _client("python", 100, [0.2, 0.3, 0.4], [0.1, -0.1, 0.2]),
             _client("python", 5000, [5.0, 6.0], [9.0, 9.0]),  # above 2,000 tok/s: shown, not judged
-            _client("tokio", 100, [0.1, 0.9], [0.1, 0.1]),
+            _client("tokio", 100, [0.6, 0.9], [0.1, 0.1]),
             _client("smol-1kb", 100, [90.0], [16.0], flaw="deliberate"),
         ],
         efficiency=[
@@ -129,7 +129,7 @@ def test_render_shows_machine_command_and_every_section() -> None:
     block = render(results.model_copy(update={"verdicts": judge(results)}))
     assert block.startswith(BEGIN) and block.rstrip().endswith(END)
     for text in ("Test CPU, 2 cores, 24.0 GiB", "`python -m harness bench`", "abc123", "| python | 100 | 100 | 3 |",
-                 "deliberate flaw", "Ours ÷ aiperf's", "| tokio | 100 | 1.00 | 1.78 |", "two servers", "**missed**",
+                 "deliberate flaw", "Ours ÷ aiperf's", "| tokio | 100 | 1.50 | 1.79 |", "two servers", "**missed**",
                  "| 3 | 1.30 |"):  # fmt: skip
         assert text in block, text
 
