@@ -811,7 +811,12 @@ class _StatsSampler:
                 if self.peak_bytes is None or value > self.peak_bytes:
                     self.peak_bytes, self.source = value, source
 
-    def join(self, timeout_s: float = 3.0) -> None:
+    def join(self, timeout_s: float = 0.5) -> None:
+        """Give a sample in flight a moment; after the exit no sample can raise the peak any more.
+
+        The engine does not end a stats stream when its container exits (it ends when the container is removed),
+        so a long join only waits for its own timeout: 3 s per agent container was half of a simulated run.
+        """
         self._thread.join(timeout_s)
 
 
