@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 
+import httpcore
 import httpx
 
 from harness.ollama import OllamaClient
@@ -29,7 +30,7 @@ async def _serve_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     writer.close()
 
 
-async def test_lines_of_one_read_share_its_arrival_and_start_is_at_the_send() -> None:
+async def test_lines_of_one_read_share_its_arrival() -> None:
     server = await asyncio.start_server(_serve_once, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
@@ -64,3 +65,24 @@ async def test_a_final_line_without_a_line_break_still_counts() -> None:
     async with OllamaClient("http://sim", transport=transport) as client:
         obs = await client.generate("m", "p")
     assert obs.ok and obs.final["done"] is True
+
+
+async def test_the_connection_stamps_a_calls_first_write_and_every_read() -> None:
+    from harness.ollama import _SENT_NS, _StampedStream
+
+    stream = _StampedStream(httpcore.AsyncMockStream([b"head", b"body"]))
+    sent: list[int] = []
+    token = _SENT_NS.set(sent)
+    try:
+        before = time.monotonic_ns()
+        await stream.write(b"request head")
+        await stream.write(b"request body")
+        assert len(sent) == 1 and before <= sent[0]  # only the head's write starts the clock
+        assert await stream.read(64) == b"head"
+        first = stream.read_ns
+        assert await stream.read(64) == b"body"
+        assert sent[0] <= first <= stream.read_ns <= time.monotonic_ns()
+    finally:
+        _SENT_NS.reset(token)
+    await stream.write(b"outside a call")  # no call's clock to start: nothing recorded
+    assert len(sent) == 1
