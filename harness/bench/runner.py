@@ -103,6 +103,7 @@ def run_bench(options: BenchOptions, progress: Progress) -> tuple[BenchResults, 
     client = _docker(progress) if {"stack", "report"} & set(sections) else None
     docker_version = str(client.version().get("Version")) if client is not None else None
     machine = describe_machine(docker_version)
+    kit = describe_kit(__version__, options.repo_root)  # the code that ran, read before anything is written
     notes: list[str] = []
 
     agents: list[str] = [PYTHON]
@@ -159,7 +160,7 @@ def run_bench(options: BenchOptions, progress: Progress) -> tuple[BenchResults, 
         quick=options.quick,
         only=list(options.only),
         duration_s=time.monotonic() - started,
-        kit=describe_kit(__version__, options.repo_root),
+        kit=kit,
         machine=finish_machine(machine),
         clients=client_rows,
         efficiency=efficiency_rows,
