@@ -203,6 +203,21 @@ def doctor(c: Context, report: str = "", model: str = "", require_gpu: bool = Fa
     )
 
 
-ns = Collection(test, lock, specs, plan, corpus, sim, reproduce, build, clean, analyze, report_, doctor, verify, bundle)
+@task(
+    help={
+        "quick": "fewer repetitions: a smoke run that publishes nothing",
+        "only": "comma-separated sections: clients, peer, efficiency, stack, report",
+        "out": "write the results file here instead of benchmarks/results/ (publishes nothing)",
+    }
+)
+def bench(c: Context, quick: bool = False, only: str = "", out: str = "") -> None:
+    """Measure the kit's own TTFT, throughput and efficiency error and its overhead (benchmarks/results/)."""
+    sections = "".join(f" --only {shlex.quote(s.strip())}" for s in only.split(",") if s.strip())
+    c.run(f"{PY} -m harness bench" + (" --quick" if quick else "") + sections + _opt("--out", out), pty=False)
+
+
+ns = Collection(
+    test, lock, specs, plan, corpus, sim, reproduce, build, clean, analyze, report_, doctor, verify, bundle, bench
+)
 ns.add_collection(Collection("images", images_base, images_lock))
 ns.add_collection(Collection("stack", stack_up, stack_down))

@@ -28,6 +28,9 @@ RUN echo 'kit:x:10001:10001:chimeraforge kit:/home/kit:/usr/sbin/nologin' >> /et
 COPY --from=venv /opt/venv /opt/venv
 COPY harness/ /opt/kit/harness/
 COPY experiments/ /opt/kit/experiments/
+# Byte-compile the kit now: the code is read-only at run time, so without this every container (every simulated
+# server of every run) recompiled it on start-up, about 0.1 s of CPU each time.
+RUN python3.11 -m compileall -q /opt/kit/harness
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONPATH=/opt/kit \
     PYTHONDONTWRITEBYTECODE=1 \

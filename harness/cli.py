@@ -12,6 +12,7 @@ import json
 import re
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,17 @@ def build_parser() -> argparse.ArgumentParser:
     bundle.add_argument(
         "--out", type=Path, default=None, help="bundle file: .tar.gz/.tgz (gzip, default <dir>.bundle.tar.gz) or .tar"
     )
+
+    bench = verbs.add_parser("bench", help="measure the kit's own error and overhead; write benchmarks/results/")
+    bench.add_argument("--quick", action="store_true", help="fewer repetitions: a smoke run (publishes nothing)")
+    bench.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="repeatable: clients, peer, efficiency, stack, report (a partial run publishes nothing)",
+    )
+    bench.add_argument("--out", type=Path, default=None, help="write the results here instead (publishes nothing)")
 
     corpus = verbs.add_parser("corpus", help="check (default) or rewrite the committed corpus")
     corpus.add_argument("--write", action="store_true")
@@ -348,6 +360,30 @@ def _report(args: argparse.Namespace) -> int:
         raise BadInputError(f"{args.dir} is not an artifact folder (no sweep.json)", hint="pass artifacts/<id>")
     result = build_report(args.dir, model_bytes=args.model_bytes)
     print(f"report written to {result.markdown}")
+    return EXIT_OK
+
+
+def _bench(args: argparse.Namespace, command: list[str]) -> int:
+    from rich.console import Console
+
+    from harness.bench.runner import BenchOptions, check_options, run_bench
+
+    only = check_options(args.only)
+    if args.out is not None and args.out.is_dir():
+        raise BadInputError(f"--out {args.out} is a folder", hint="pass a file path, e.g. /tmp/bench.json")
+    console = Console(stderr=True)
+    start = time.monotonic()
+
+    def progress(message: str) -> None:
+        console.print(f"[dim]{time.monotonic() - start:6.1f} s[/] {message}")
+
+    options = BenchOptions(repo_root=Path.cwd(), command=command, quick=args.quick, only=only, out=args.out)
+    results, written = run_bench(options, progress)
+    for verdict in results.verdicts:
+        mark = {True: "[green]met[/]", False: "[red]missed[/]", None: "[yellow]not measured[/]"}[verdict.met]
+        console.print(f"{mark:>24}  {verdict.target}: {verdict.measured}")
+    for path in written:
+        console.print(f"wrote {path}")
     return EXIT_OK
 
 
@@ -853,6 +889,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _verify(args)
         if args.verb == "bundle":
             return _bundle(args)
+        if args.verb == "bench":
+            return _bench(args, ["python", "-m", "harness", *(list(argv) if argv is not None else sys.argv[1:])])
         raise BadInputError(f"unknown verb {args.verb}")
     except HarnessError as exc:
         print(f"Error: {exc}", file=sys.stderr)

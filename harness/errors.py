@@ -62,3 +62,7 @@ class DockerError(HarnessError):
 
 class GpuError(HarnessError):
     """NVML or the GPU could not be queried."""
+
+
+class BenchError(HarnessError):
+    """A benchmark step could not run (a process failed, a peer tool would not install); says which and why."""

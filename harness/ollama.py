@@ -7,6 +7,7 @@ or HTTP failure becomes an :class:`OllamaError` that says what to do.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import time
@@ -14,6 +15,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import anyio
+import httpcore
 import httpx
 from pydantic import BaseModel, ConfigDict
 
@@ -82,6 +85,83 @@ class CallObservation:
         return self.error is None
 
 
+_SENT_NS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("chimeraforge_sent_ns", default=None)
+"""Per call: the clock at its first write on the connection (the request head, serialised, about to go out)."""
+
+
+class _StampedStream(httpcore.AsyncNetworkStream):
+    """A connection that stamps its writes and reads at the bottom of the HTTP stack (below h11 and httpx)."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+        self.read_ns = 0
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data = await self._inner.read(max_bytes, timeout)
+        self.read_ns = time.monotonic_ns()
+        return data
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        sent = _SENT_NS.get()
+        if sent is not None and not sent:
+            sent.append(time.monotonic_ns())
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        return _StampedStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _StampingBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's asyncio backend (anyio), with every connection wrapped in a :class:`_StampedStream`."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return _StampedStream(await self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.AsyncNetworkStream:
+        return _StampedStream(await self._inner.connect_unix_socket(path, timeout, socket_options))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _StampingTransport(httpx.AsyncHTTPTransport):
+    """httpx's own transport on a connection pool whose connections stamp their reads.
+
+    httpx builds its pool without a way to pass a network backend, so the pool is rebuilt here with httpx's
+    default limits; everything else (request/response mapping, error translation) is httpx's.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        self._pool = httpcore.AsyncConnectionPool(
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_StampingBackend(),
+        )
+
+
 class OllamaClient:
     """One server. Use as ``async with OllamaClient(url) as client``."""
 
@@ -95,9 +175,14 @@ class OllamaClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         timeout = httpx.Timeout(request_timeout_s, connect=connect_timeout_s)
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, transport=transport)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout, transport=transport or _StampingTransport()
+        )
 
     async def __aenter__(self) -> OllamaClient:
+        # httpcore loads anyio's asyncio backend (about 30 modules, 40 ms here) on its first request; load it
+        # now, so a process's first call does not charge an import to the agent's clocks.
+        await anyio.sleep(0)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -137,6 +222,14 @@ class OllamaClient:
     async def _observe(
         self, endpoint: str, body: bytes, stream: bool, *, text_of: Callable[[dict[str, Any]], str]
     ) -> CallObservation:
+        """One call, timed where the bytes move, not where the Python objects are built.
+
+        ``start_ns`` is read when the serialised request head is written to the connection (the kit's transport
+        stamps its writes), so building the request, the pool lookup and a TCP connect are not charged to the
+        server's TTFT; a transport of another kind (tests' mock transports) keeps the stamp taken before the
+        call. Each body chunk gets the time its bytes were read off the connection, before h11 and httpx parsed
+        them, and its lines are split here: every chunk of one read shares that read's time, as in the Rust agents.
+        """
         obs = CallObservation(
             endpoint=endpoint,
             request_sha256=hashlib.sha256(body).hexdigest(),
@@ -144,49 +237,79 @@ class OllamaClient:
             start_unix_ns=time.time_ns(),
         )
         parts: list[str] = []
-        obs.start_ns = time.monotonic_ns()
+        sent_ns: list[int] = []
+        token = _SENT_NS.set(sent_ns)
+        called_ns = time.monotonic_ns()
+        obs.start_ns = called_ns
         try:
             async with self._http.stream(
                 "POST", endpoint, content=body, headers={"content-type": "application/json"}
             ) as response:
+                if sent_ns:
+                    obs.start_ns = sent_ns[0]
                 obs.http_status = response.status_code
                 obs.simulated = response.headers.get(SIMULATED_HEADER) == "1"
                 if response.status_code != 200:
                     detail = (await response.aread()).decode("utf-8", "replace")
                     obs.error = f"HTTP {response.status_code}: {_error_text(detail)}"
                     return obs
-                async for line in response.aiter_lines():
+                pending = b""
+                network = response.extensions.get("network_stream")
+                async for data in response.aiter_bytes():
                     now = time.monotonic_ns()
-                    if not line.strip():
-                        continue
-                    chunk = json.loads(line)
-                    if "error" in chunk:
-                        obs.error = f"server error mid-stream: {chunk['error']}"
-                        return obs
-                    text = text_of(chunk)
-                    if text:
-                        if obs.first_chunk_ns is None:
-                            obs.first_chunk_ns = now
-                        obs.chunk_offsets_ns.append(now - obs.start_ns)
-                        parts.append(text)
-                    if chunk.get("done"):
-                        obs.final = chunk
+                    if isinstance(network, _StampedStream) and network.read_ns:
+                        now = min(now, network.read_ns)  # when the bytes came off the socket, before h11 and httpx
+                    pending += data
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        if self._take_line(line, now, obs, parts, text_of):
+                            return obs
+                if pending.strip() and self._take_line(pending, time.monotonic_ns(), obs, parts, text_of):
+                    return obs
                 if not obs.final:
                     obs.error = "stream ended without a final chunk (done=true)"
         except httpx.TimeoutException as exc:
             obs.error = f"timed out ({type(exc).__name__})"
         except httpx.TransportError as exc:
             obs.error = f"connection failed: {exc!r}"
-        except json.JSONDecodeError as exc:
-            obs.error = f"malformed chunk: {exc.msg}"
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            obs.error = f"malformed chunk: {exc}"
         finally:
             obs.end_ns = time.monotonic_ns()
             obs.text = "".join(parts)
+            if obs.start_ns == called_ns and sent_ns:
+                obs.start_ns = sent_ns[0]
+            _SENT_NS.reset(token)
         if not stream and obs.ok:
             # One body: the "first chunk" is the whole answer, as a non-streaming client sees it.
             obs.chunk_offsets_ns = [obs.end_ns - obs.start_ns] if obs.text else []
             obs.first_chunk_ns = obs.end_ns if obs.text else None
         return obs
+
+    @staticmethod
+    def _take_line(
+        line: bytes,
+        now: int,
+        obs: CallObservation,
+        parts: list[str],
+        text_of: Callable[[dict[str, Any]], str],
+    ) -> bool:
+        """Record one NDJSON line that arrived at ``now``; True when the call must stop (a server error)."""
+        if not line.strip():
+            return False
+        chunk = json.loads(line)
+        if "error" in chunk:
+            obs.error = f"server error mid-stream: {chunk['error']}"
+            return True
+        text = text_of(chunk)
+        if text:
+            if obs.first_chunk_ns is None:
+                obs.first_chunk_ns = now
+            obs.chunk_offsets_ns.append(now - obs.start_ns)
+            parts.append(text)
+        if chunk.get("done"):
+            obs.final = chunk
+        return False
 
     # -- model management ---------------------------------------------------------------------------------
 

@@ -889,7 +889,12 @@ class _StatsSampler:
                 if self.peak_bytes is None or value > self.peak_bytes:
                     self.peak_bytes, self.source = value, source
 
-    def join(self, timeout_s: float = 3.0) -> None:
+    def join(self, timeout_s: float = 0.5) -> None:
+        """Give a sample in flight a moment; after the exit no sample can raise the peak any more.
+
+        The engine does not end a stats stream when its container exits (it ends when the container is removed),
+        so a long join only waits for its own timeout: 3 s per agent container was half of a simulated run.
+        """
         self._thread.join(timeout_s)
 
 
@@ -985,7 +990,9 @@ class Stack:
                     self._wait_service(dep, deadline, healthy=condition == "service_healthy", http=False)
                 self._start_service(spec)
             for spec in order:
-                self._wait_service(spec.name, deadline, healthy=True, http=True)
+                # A service with an HTTP readiness probe is ready when the probe answers: Docker's own health
+                # status (polled at the healthcheck interval, 1 s or more) would only say the same thing later.
+                self._wait_service(spec.name, deadline, healthy=spec.ready_http is None, http=True)
         except BaseException:
             self.down()
             raise
@@ -1100,9 +1107,9 @@ class Stack:
                 )
             health = (state.get("Health") or {}).get("Status")
             ok = state.get("Status") == "running"
+            if health == "unhealthy" and (healthy or probe is not None):
+                raise DockerError(f"service {service} is unhealthy" + self._log_tail(service), hint="see the log")
             if healthy and health is not None:
-                if health == "unhealthy":
-                    raise DockerError(f"service {service} is unhealthy" + self._log_tail(service), hint="see the log")
                 ok = ok and health == "healthy"
             if ok and probe is not None:
                 ok = self._http_ok(self.url(service, probe[0]) + probe[1])
@@ -1114,7 +1121,7 @@ class Stack:
                     f" (state {state.get('Status')}, health {health})" + self._log_tail(service),
                     hint="raise the readiness timeout or see the log lines above",
                 )
-            time.sleep(0.25)
+            time.sleep(0.05 if probe is not None else 0.25)  # a refused probe costs microseconds: poll it often
 
     @staticmethod
     def _http_ok(url: str) -> bool:

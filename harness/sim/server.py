@@ -32,6 +32,7 @@ from harness.sim.formats import (
     dumps,
     rfc3339_ns,
 )
+from harness.sim.ingress import ArrivalClock
 from harness.sim.recorder import Recorder, RequestRecord
 from harness.sim.runners import RunnerPool, parse_keep_alive
 from harness.sim.text import TokenStream, content_key, count_prompt_tokens, plan_length
@@ -64,6 +65,19 @@ class _Generation:
     keep_alive_ns: int | None
 
 
+class _StampingRunner(web.AppRunner):
+    """An AppRunner whose sites serve protocols that stamp each request's arrival (see :mod:`.ingress`)."""
+
+    def __init__(self, app: web.Application, clock: ArrivalClock, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.clock = clock
+
+    @property
+    def server(self) -> Any:
+        inner = super().server
+        return None if inner is None else self.clock.wrap(inner)
+
+
 class SimServer:
     """One simulated Ollama instance; ``async with SimServer(config) as sim: sim.base_url``."""
 
@@ -82,6 +96,7 @@ class SimServer:
         self._runners: RunnerPool | None = None
         self._slots: asyncio.Semaphore | None = None
         self._runner: web.AppRunner | None = None
+        self._arrivals = ArrivalClock()
         self._port: int | None = None
         self._simulated = {"time_scale": config.time_scale, "seed": config.seed}
 
@@ -98,7 +113,7 @@ class SimServer:
         )
         self._slots = asyncio.Semaphore(self.config.num_parallel)
         await self._device.start()
-        self._runner = web.AppRunner(self._build_app(), access_log=None, handle_signals=False)
+        self._runner = _StampingRunner(self._build_app(), self._arrivals, access_log=None, handle_signals=False)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET6 if ":" in self.config.host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -172,9 +187,11 @@ class SimServer:
     async def _ground_truth(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        arrival = time.monotonic_ns()
-        request[_ARRIVAL_KEY] = arrival
+        handled_ns = time.monotonic_ns()
         raw = await request.read()
+        # the first byte's read time when the connection was stamped (always, behind our runner), else now
+        arrival = self._arrivals.take(request.transport) or handled_ns
+        request[_ARRIVAL_KEY] = arrival
         if request.path.startswith("/sim/"):
             return await handler(request)
         record = self._recorder.request(request.method, request.path, raw, arrival)
