@@ -1112,7 +1112,11 @@ class Stack:
             if healthy and health is not None:
                 ok = ok and health == "healthy"
             if ok and probe is not None:
-                ok = self._http_ok(self.url(service, probe[0]) + probe[1])
+                try:
+                    url: str | None = self.url(service, probe[0])
+                except DockerError:
+                    url = None  # it stopped between the two inspections: the next one reports why
+                ok = url is not None and self._http_ok(url + probe[1])
             if ok:
                 return
             if time.monotonic() > deadline:
