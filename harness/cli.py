@@ -345,7 +345,10 @@ def _analyze(args: argparse.Namespace, settings: Settings) -> int:
 
     spec = load_spec(spec_path(settings.experiments_dir, args.report))
     if not args.import_csv.is_file():
-        raise BadInputError(f"no such file: {args.import_csv}", hint="pass one of shared/reference/data/*.csv")
+        raise BadInputError(
+            f"no such file: {args.import_csv}",
+            hint="pass an originals' CSV: shared/reference/data/*.csv (copied in tests/fixtures/reference-data/)",
+        )
     print(format_summary(import_and_summarize(args.import_csv, spec.id, spec=spec)))
     if args.out is not None:
         result = build_report_from_import(args.import_csv, spec, args.out)

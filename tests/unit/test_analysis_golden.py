@@ -18,22 +18,29 @@ from harness.spec import parse_spec
 HERE = Path(__file__).resolve()
 
 
-def find_reference_data() -> Path | None:
-    """``shared/reference/data`` inside the repository root or beside it (CI checks the repo out next to it)."""
+FIXTURES = HERE.parents[1] / "fixtures" / "reference-data"
+"""The originals' per-run CSVs, committed (copies of shared/reference/data)."""
+
+
+def find_reference_data() -> Path:
+    """The committed copy of the originals' data: the golden tests run wherever the kit is checked out."""
+    return FIXTURES
+
+
+def test_the_committed_fixtures_are_the_shared_reference_data() -> None:
     repo = HERE.parents[2]
-    for base in (repo, repo.parent):
-        candidate = base / "shared" / "reference" / "data"
-        if candidate.is_dir():
-            return candidate
-    return None
+    shared = next(
+        (b / "shared/reference/data" for b in (repo, repo.parent) if (b / "shared/reference/data").is_dir()), None
+    )
+    if shared is None:
+        pytest.skip("shared/reference/data is not beside this checkout: nothing to compare the fixtures with")
+    originals = {p.name: p.read_bytes() for p in shared.glob("*.csv")}
+    assert originals == {p.name: p.read_bytes() for p in FIXTURES.glob("*.csv")}
 
 
 @pytest.fixture(scope="module")
 def data_dir() -> Path:
-    found = find_reference_data()
-    if found is None:
-        pytest.skip("shared/reference/data not found beside or inside the repository")
-    return found
+    return find_reference_data()
 
 
 @pytest.fixture(scope="module")

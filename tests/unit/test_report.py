@@ -243,8 +243,6 @@ def test_report_from_imported_records_skips_timeline(tmp_path: Path) -> None:
     from tests.unit.test_analysis_golden import find_reference_data
 
     data = find_reference_data()
-    if data is None:
-        pytest.skip("shared/reference/data not found beside or inside the repository")
     result = build_report_from_import(data / "tr115v2_runtimes.csv", _spec(), tmp_path / "imp")
     notes = {f.name: f.note for f in result.figures}
     assert notes["timeline"] and "not drawn" in notes["timeline"]
