@@ -634,7 +634,8 @@ def _run_and_record(
             console.print(f"model {facts.name} {facts.digest[:19]}… served by {facts.server_version}")
             return facts
 
-        prepare(out, spec, spec_file.read_bytes(), plan, executor, ["harness", *command], model=pull_model)
+        spec_bytes = spec_file.read_bytes()
+        prepare(out, spec, spec_bytes, plan, executor, ["harness", *command], model=pull_model)
         model = prepared[0].facts
         if expected_model is not None and expected_model.digest != model.digest:
             console.print(
@@ -650,7 +651,7 @@ def _run_and_record(
             command=["harness", *command],
             server_settings=server_settings(spec),
             spec_path=spec_file,
-            spec_bytes=spec_file.read_bytes(),
+            spec_bytes=spec_bytes,
         )
         record_provenance(out, provenance)
         console.print(f"environment fingerprint {provenance.fingerprint_sha256[:16]}… (provenance.json)")

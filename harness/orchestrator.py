@@ -287,7 +287,6 @@ class DockerExecutor:
     backend: str = "sim"
     rust_image: str = ""
     ollama_image: str = ""
-    model_volume: str = ""
     request_timeout_s: float = 600.0
     connect_timeout_s: float = 10.0
     compose_dir: Path | None = None
@@ -329,7 +328,6 @@ class DockerExecutor:
             server,
             harness_image=self.harness_image,
             ollama_image=self.ollama_image or None,
-            **({"model_volume": self.model_volume} if self.model_volume else {}),
         ) | {
             "SIM_SEED": str(sim_seed),
             "SIM_TIME_SCALE": repr(self.time_scale),
