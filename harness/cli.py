@@ -542,10 +542,7 @@ def _stack(args: argparse.Namespace, base: Settings) -> int:
 def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> int:
     from rich.console import Console
 
-    from harness.agents.runner import Timeouts
-    from harness.agents.workflow import Workload
     from harness.artifacts import ArtifactDir
-    from harness.orchestrator import LocalSimExecutor
     from harness.plan import expand
     from harness.spec import load_spec, spec_path
 
@@ -578,26 +575,34 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
         console.print(
             "[bold yellow]SIMULATED: a rehearsal of the protocol against the simulated Ollama, not a measurement.[/]"
         )
-    workload = Workload.load(
-        model=spec.model.name,
-        workflow=spec.agent.workflow if spec.agent else "single_call",
-        streaming=spec.agent.streaming if spec.agent else True,
-        prompts_dir=settings.experiments_dir / "prompts",
-        corpus_dir=settings.experiments_dir / "corpus",
-    )
     if args.executor == "local":
-        executor = LocalSimExecutor(
-            workload=workload,
-            seed=settings.sim_seed,
-            time_scale=settings.time_scale,
-            timeouts=Timeouts(settings.request_timeout_s, settings.connect_timeout_s),
-        )
-    if args.executor == "docker":
+        executor = _local_executor(spec, settings)
+    else:
         console.print("checking the kit's images (built on first use; offline when no registry answers)")
         executor = _with_images(executor, console, rust=any(r.language == "rust" for r in plan.runs))
     executor.check(plan)
     out = ArtifactDir(args.out or settings.artifacts_dir / f"{spec.id}-{executor.backend}")
     return _run_and_record(out, spec, path, plan, executor, settings, console, command)
+
+
+def _local_executor(spec: Any, settings: Settings) -> Any:
+    """In-process simulated servers and Python agents on the prompts and corpus of ``settings.experiments_dir``."""
+    from harness.agents.runner import Timeouts
+    from harness.agents.workflow import Workload
+    from harness.orchestrator import LocalSimExecutor
+
+    return LocalSimExecutor(
+        workload=Workload.load(
+            model=spec.model.name,
+            workflow=spec.agent.workflow if spec.agent else "single_call",
+            streaming=spec.agent.streaming if spec.agent else True,
+            prompts_dir=settings.experiments_dir / "prompts",
+            corpus_dir=settings.experiments_dir / "corpus",
+        ),
+        seed=settings.sim_seed,
+        time_scale=settings.time_scale,
+        timeouts=Timeouts(settings.request_timeout_s, settings.connect_timeout_s),
+    )
 
 
 def _run_and_record(
@@ -710,10 +715,8 @@ def _reproduce_bundle(args: argparse.Namespace, base: Settings, command: list[st
     from rich.console import Console
 
     from harness import bundle, images, stack
-    from harness.agents.runner import Timeouts
-    from harness.agents.workflow import Workload
     from harness.artifacts import ArtifactDir
-    from harness.orchestrator import DockerExecutor, LocalSimExecutor
+    from harness.orchestrator import DockerExecutor
     from harness.spec import load_spec
 
     fixed = {
@@ -790,18 +793,7 @@ def _reproduce_bundle(args: argparse.Namespace, base: Settings, command: list[st
                 compose_dir=unpacked.compose_dir,
             )
         else:
-            executor = LocalSimExecutor(
-                workload=Workload.load(
-                    model=spec.model.name,
-                    workflow=spec.agent.workflow if spec.agent else "single_call",
-                    streaming=spec.agent.streaming if spec.agent else True,
-                    prompts_dir=unpacked.experiments_dir / "prompts",
-                    corpus_dir=unpacked.experiments_dir / "corpus",
-                ),
-                seed=settings.sim_seed,
-                time_scale=settings.time_scale,
-                timeouts=Timeouts(settings.request_timeout_s, settings.connect_timeout_s),
-            )
+            executor = _local_executor(spec, settings)
         executor.check(verified.plan)
         if index.simulated:
             console.print("[bold yellow]SIMULATED: a rehearsal against the simulated Ollama, not a measurement.[/]")

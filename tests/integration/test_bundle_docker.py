@@ -14,22 +14,11 @@ from harness.artifacts import ArtifactDir, load_sweep
 from harness.cli import main
 from harness.stack import LABEL_RUN_ID
 from tests.integration.conftest import KitImages, kit_leftovers
+from tests.integration.test_reproduce_docker import ARGS as REPRODUCE_ARGS
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
-ARGS = [
-    "reproduce",
-    "--report",
-    "tr110",
-    "--backend",
-    "sim",
-    "--runs",
-    "1",
-    "--configs",
-    "^013$",
-    "--time-scale",
-    "0.02",
-]
+ARGS = [*REPRODUCE_ARGS, "--configs", "^013$"]
 
 
 @pytest.fixture(autouse=True)
