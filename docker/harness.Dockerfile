@@ -1,5 +1,5 @@
 # The kit's Python image: agents, controller and the simulated Ollama server (`python -m harness.sim`).
-# Built by harness.images.build_harness_image from an explicit context (Dockerfile, requirements.lock, wheels/,
+# Built by harness.containers.images.build_harness_image from an explicit context (Dockerfile, requirements.lock, wheels/,
 # harness/, experiments/) on the classic builder: no BuildKit features, no network, no registry.
 # BASE_IMAGE must provide python3.11 with the venv module and tini: the offline base does
 # (chimeraforge/base:bookworm-*, see docker/pins.toml).

@@ -1,5 +1,5 @@
 # The real Ollama server: upstream ollama/ollama (by digest when docker/images.lock.json has one) plus a fixed
-# non-root user and a healthcheck. Needs an image registry; without one harness.images skips it with a reason.
+# non-root user and a healthcheck. Needs an image registry; without one harness.containers.images skips it with a reason.
 ARG BASE_IMAGE=ollama/ollama:0.12.10
 FROM ${BASE_IMAGE}
 ARG KIT_VERSION=0.0.0

@@ -1,7 +1,7 @@
 # The Rust agents (chimeraforge-agent, chimeraforge-multi) with every runtime compiled in: the offline path.
 #
 # What CI and air-gapped hosts use: the binaries are built on the host from vendored crates with
-# `cargo build --release --locked --offline` (harness.images.build_rust_binaries) and copied in, because the
+# `cargo build --release --locked --offline` (harness.containers.images.build_rust_binaries) and copied in, because the
 # locally bootstrapped Debian base has no Rust toolchain. Host and base are both Debian bookworm. Where a
 # registry answers, docker/rust-agent.Dockerfile compiles the same sources in a pinned Rust builder instead.
 ARG BASE_IMAGE=chimeraforge/base:bookworm

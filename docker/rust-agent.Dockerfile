@@ -3,7 +3,7 @@
 # Multi-stage: a pinned Rust builder (docker/pins.toml `rust_builder`, by digest once `invoke images.lock` has
 # resolved it) compiles the workspace from the context's vendored crates with --locked --offline, so the build
 # reads nothing from the network even here; the binaries then go onto BASE_IMAGE, the same Debian base the
-# offline path uses. Without a registry, harness.images builds docker/rust-agent-offline.Dockerfile instead.
+# offline path uses. Without a registry, harness.containers.images builds docker/rust-agent-offline.Dockerfile instead.
 ARG BUILDER_IMAGE=rust:1.90.0-slim-bookworm
 ARG BASE_IMAGE=chimeraforge/base:bookworm
 

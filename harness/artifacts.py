@@ -5,7 +5,7 @@ Layout (every JSON file carries ``schema_version``)::
     <artifacts_dir>/<artifact_id>/
         sweep.json           what was asked: report, backend, simulated?, time scale, kit version, spec sha256
         spec.toml            the spec as it was read
-        plan.json            every planned run (harness.plan.Run)
+        plan.json            every planned run (harness.protocol.plan.Run)
         runs/<run_id>/run.json       outcome of one run (RunResult), written when the run finishes
         runs/<run_id>/records.jsonl  the agents' JSON Lines records (harness.records)
         runs/<run_id>/*.log          server and agent logs
@@ -28,10 +28,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import ArtifactError, SchemaVersionError
-from harness.plan import Plan, Run
+from harness.protocol.plan import Plan, Run
 from harness.records import AgentRunRecord, CallRecord, MultiRunRecord, dump_record, read_records
+from harness.schemas import ARTIFACT_SCHEMA_VERSION, canonical_json
 
-ARTIFACT_SCHEMA_VERSION = 1
 RUNS_DIR = "runs"
 
 
@@ -157,11 +157,6 @@ class ArtifactDir:
             records = read_records(records_path) if records_path.exists() else []
             out.append((load_run_result(path), records))
         return out
-
-
-def canonical_json(body: Any) -> str:
-    """Sorted keys, no insignificant white space: the form every hash of the kit is taken over."""
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def load_json_doc(path: Path) -> dict[str, Any]:

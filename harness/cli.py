@@ -264,8 +264,8 @@ def _multi_options(
 
 
 def _plan(args: argparse.Namespace, settings: Settings) -> int:
-    from harness.plan import expand
-    from harness.spec import load_spec, spec_path
+    from harness.protocol.plan import expand
+    from harness.protocol.spec import load_spec, spec_path
 
     spec = load_spec(spec_path(settings.experiments_dir, args.report))
     ids = _select_configs(spec.configs, args.configs)
@@ -295,8 +295,8 @@ def _select_configs(configs: Sequence[Any], pattern: str | None) -> set[str] | N
 
 
 def _specs(settings: Settings) -> int:
-    from harness.plan import expand
-    from harness.spec import load_spec
+    from harness.protocol.plan import expand
+    from harness.protocol.spec import load_spec
 
     paths = sorted(settings.experiments_dir.glob("tr*.toml"))
     if not paths:
@@ -313,7 +313,7 @@ def _specs(settings: Settings) -> int:
 
 
 def _images(args: argparse.Namespace) -> int:
-    from harness import images, stack
+    from harness.containers import images, stack
 
     client = stack.connect()
     if args.verb == "clean":
@@ -339,9 +339,9 @@ def _images(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace, settings: Settings) -> int:
-    from harness.analysis import format_summary, import_and_summarize
-    from harness.report import build_report_from_import
-    from harness.spec import load_spec, spec_path
+    from harness.analysis.frames import format_summary, import_and_summarize
+    from harness.analysis.report import build_report_from_import
+    from harness.protocol.spec import load_spec, spec_path
 
     spec = load_spec(spec_path(settings.experiments_dir, args.report))
     if not args.import_csv.is_file():
@@ -357,7 +357,7 @@ def _analyze(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from harness.report import build_report
+    from harness.analysis.report import build_report
 
     if not (args.dir / "sweep.json").is_file():
         raise BadInputError(f"{args.dir} is not an artifact folder (no sweep.json)", hint="pass artifacts/<id>")
@@ -391,7 +391,7 @@ def _bench(args: argparse.Namespace, command: list[str]) -> int:
 
 
 def _corpus(args: argparse.Namespace) -> int:
-    from harness import corpus
+    from harness.protocol import corpus
 
     files = corpus.generate()
     if args.write:
@@ -413,9 +413,10 @@ def _corpus(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
 
-    from harness import doctor, stack
-    from harness.spec import load_spec, spec_path
-    from harness.telemetry import nvml_session
+    from harness.containers import stack
+    from harness.evidence import doctor
+    from harness.evidence.telemetry import nvml_session
+    from harness.protocol.spec import load_spec, spec_path
 
     if args.report and args.model:
         raise BadInputError("pass --report or --model, not both")
@@ -441,8 +442,8 @@ def _docker_executor(settings: Settings, console: Any) -> Any:
     The real backend is checked before anything is built or pulled: a GPU visible to Docker and a way to get
     the Ollama image (a registry, or the image already loaded).
     """
-    from harness import images, stack
-    from harness.orchestrator import DockerExecutor
+    from harness.containers import images, stack
+    from harness.run.orchestrator import DockerExecutor
 
     client = stack.connect()
     backend = settings.backend
@@ -479,7 +480,7 @@ def _with_images(executor: Any, console: Any, *, rust: bool) -> Any:
     """Build (or find) the images the plan needs and point the executor at them by content-hashed tag."""
     import dataclasses
 
-    from harness import images
+    from harness.containers import images
 
     report = images.build_all(
         executor.client, kit_version=__version__, python_exe=sys.executable, rust=rust, progress=console.print
@@ -502,7 +503,7 @@ MANUAL_RUN_ID = "by-hand"
 def _stack(args: argparse.Namespace, base: Settings) -> int:
     from rich.console import Console
 
-    from harness import images, stack
+    from harness.containers import images, stack
     from harness.settings import load_server_settings
 
     if args.action == "down":
@@ -543,8 +544,8 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
     from rich.console import Console
 
     from harness.artifacts import ArtifactDir
-    from harness.plan import expand
-    from harness.spec import load_spec, spec_path
+    from harness.protocol.plan import expand
+    from harness.protocol.spec import load_spec, spec_path
 
     if args.bundle is not None:
         return _reproduce_bundle(args, base, command)
@@ -589,7 +590,7 @@ def _local_executor(spec: Any, settings: Settings) -> Any:
     """In-process simulated servers and Python agents on the prompts and corpus of ``settings.experiments_dir``."""
     from harness.agents.runner import Timeouts
     from harness.agents.workflow import Workload
-    from harness.orchestrator import LocalSimExecutor
+    from harness.run.orchestrator import LocalSimExecutor
 
     return LocalSimExecutor(
         workload=Workload.load(
@@ -621,13 +622,13 @@ def _run_and_record(
     """Prepare the folder and the model, record provenance, run what is left, then report and manifest (last)."""
     import asyncio
 
+    from harness.analysis.report import build_report
     from harness.artifacts import ModelFacts
+    from harness.evidence.manifest import write_manifest
+    from harness.evidence.provenance import collect, record_provenance
+    from harness.evidence.telemetry import nvml_session
     from harness.facts import absent
-    from harness.manifest import write_manifest
-    from harness.orchestrator import PreparedModel, prepare, server_settings
-    from harness.provenance import collect, record_provenance
-    from harness.report import build_report
-    from harness.telemetry import nvml_session
+    from harness.run.orchestrator import PreparedModel, prepare, server_settings
 
     with nvml_session() as nvml:
         prepared: list[PreparedModel] = []
@@ -674,7 +675,7 @@ def _sweep(out: Any, spec: Any, plan: Any, executor: Any, settings: Settings, co
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from harness.orchestrator import run_sweep
+    from harness.run.orchestrator import run_sweep
 
     failures = 0
     with Progress(
@@ -714,10 +715,11 @@ def _reproduce_bundle(args: argparse.Namespace, base: Settings, command: list[st
 
     from rich.console import Console
 
-    from harness import bundle, images, stack
     from harness.artifacts import ArtifactDir
-    from harness.orchestrator import DockerExecutor
-    from harness.spec import load_spec
+    from harness.containers import images, stack
+    from harness.evidence import bundle
+    from harness.protocol.spec import load_spec
+    from harness.run.orchestrator import DockerExecutor
 
     fixed = {
         "--report": args.report,
@@ -822,7 +824,7 @@ def _verify(args: argparse.Namespace) -> int:
     """``verify DIR [--against DIR2]``: exit 0 when every file and schema version checks out, 1 otherwise."""
     from rich.console import Console
 
-    from harness.verify import describe_drift, describe_verification, environment_drift, verify_folder
+    from harness.evidence.verify import describe_drift, describe_verification, environment_drift, verify_folder
 
     if args.against is not None and not (args.against / "sweep.json").is_file():
         raise BadInputError(f"{args.against} is not an artifact folder (no sweep.json)", hint="pass --against DIR")
@@ -842,7 +844,8 @@ def _bundle(args: argparse.Namespace) -> int:
     """``bundle DIR [--out FILE]``: prints the bundle's path, contents and sha256 (what a reviewer compares)."""
     from rich.console import Console
 
-    from harness import bundle, stack
+    from harness.containers import stack
+    from harness.evidence import bundle
 
     if not args.dir.is_dir():
         raise BadInputError(f"no artifact folder {args.dir}", hint="pass artifacts/<id>")

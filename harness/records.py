@@ -15,8 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from harness.errors import ArtifactError, SchemaVersionError
-
-RECORD_SCHEMA_VERSION = 1
+from harness.schemas import RECORD_SCHEMA_VERSION
 
 Role = Literal["baseline", "chimera", "collector", "insight", "inference"]
 Language = Literal["python", "rust"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.agents.workflow import Identity, RecordSink, Workload, process_start_monotonic_ns, run_agent
-from harness.ollama import OllamaClient
+from harness.engines.ollama import OllamaClient
 from harness.records import AgentRunRecord, MultiRunRecord
 
 Scenario = Literal["baseline_vs_chimera", "chimera_hetero", "chimera_homo"]

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from harness import corpus
+from harness.engines.ollama import CallObservation, OllamaClient
 from harness.errors import AgentError
-from harness.ollama import CallObservation, OllamaClient
+from harness.protocol import corpus
 from harness.records import AgentRunRecord, CallRecord, MultiRunRecord, Role, Stage
 
 Workflow = Literal["single_call", "one_call", "two_call"]

@@ -1,7 +1,7 @@
 """Measurement 4: what the kit's containers cost per run, and how long a whole simulated report takes.
 
 Stack overhead is create → ready → removed of the single-Ollama simulated stack through
-:class:`harness.stack.Stack`, as every containerised run pays it. The whole-report time runs
+:class:`harness.containers.stack.Stack`, as every containerised run pays it. The whole-report time runs
 ``python -m harness reproduce`` as a user would (a subprocess: start-up, image check, every run, the report).
 """
 
@@ -31,7 +31,7 @@ REPORT_TIME_SCALE = 0.02
 
 def harness_image(client: Any, progress: Progress) -> tuple[str, float]:
     """The harness image of this checkout (built when missing, cached by content hash) and the time it took."""
-    from harness import images
+    from harness.containers import images
 
     start = time.monotonic()
     report = images.build_all(client, kit_version=__version__, python_exe=sys.executable, rust=True, progress=progress)
@@ -44,7 +44,7 @@ def harness_image(client: Any, progress: Progress) -> tuple[str, float]:
 def measure_stack(
     client: Any, image: str, image_check_s: float, *, repetitions: int, progress: Progress
 ) -> StackOverhead:
-    from harness import stack
+    from harness.containers import stack
     from harness.settings import OllamaServerSettings
 
     variables = stack.stack_variables(OllamaServerSettings(), harness_image=image) | {

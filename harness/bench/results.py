@@ -74,7 +74,7 @@ class EfficiencyRow(_Model):
 
 
 class StackOverhead(_Model):
-    """create → ready → removed of the single-Ollama simulated stack through ``harness.stack.Stack``."""
+    """create → ready → removed of the single-Ollama simulated stack through ``harness.containers.stack.Stack``."""
 
     image: str
     repetitions: int

@@ -72,7 +72,7 @@ def check_options(only: Sequence[str]) -> tuple[str, ...]:
 
 def _rust_binaries(repo_root: Path, progress: Progress) -> Path | None:
     """The release binaries the Rust agent image carries (vendored crates, ``--locked --offline``)."""
-    from harness import images
+    from harness.containers import images
 
     rust_dir = repo_root / "harness" / "rust"
     progress("building the Rust agents (release, vendored crates; a no-op when current)")
@@ -86,7 +86,7 @@ def _rust_binaries(repo_root: Path, progress: Progress) -> Path | None:
 
 
 def _docker(progress: Progress) -> Any | None:
-    from harness import stack
+    from harness.containers import stack
 
     try:
         return stack.connect()

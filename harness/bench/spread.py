@@ -7,11 +7,11 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from harness import stats
+from harness.analysis import stats
 
 
 class Spread(BaseModel):
-    """Percentiles interpolate linearly (:func:`harness.stats.percentile`); ``abs_*`` are of ``|x|``."""
+    """Percentiles interpolate linearly (:func:`harness.analysis.stats.percentile`); ``abs_*`` are of ``|x|``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.doctor import ModelNeed, diagnose
+from harness.evidence.doctor import ModelNeed, diagnose
+from harness.evidence.telemetry import GpuFacts, GpuSampler, Nvml, gpu_facts, load_nvml
 from harness.facts import Absent
-from harness.telemetry import GpuFacts, GpuSampler, Nvml, gpu_facts, load_nvml
 
 pytestmark = pytest.mark.gpu
 
@@ -80,7 +80,7 @@ def test_sampler_on_the_real_gpu(nvml: Nvml) -> None:
 
 
 def test_doctor_sees_the_gpu(nvml: Nvml) -> None:
-    from harness import stack
+    from harness.containers import stack
 
     d = diagnose(nvml=nvml, connect=stack.connect, need=ModelNeed.of("gemma3"))
     driver = next(f for f in d.findings if f.check == "nvidia_driver")

@@ -1,6 +1,6 @@
 """A fake NVML with pynvml's surface: the same function names, constants, return shapes and error classes.
 
-``FakeNvml`` stands in for the ``pynvml`` module (``harness.telemetry.load_nvml(FakeNvml(...))``). Errors are
+``FakeNvml`` stands in for the ``pynvml`` module (``harness.evidence.telemetry.load_nvml(FakeNvml(...))``). Errors are
 raised the way pynvml raises them: ``NVMLError(code)`` turns itself into the subclass for that code
 (``NVMLError_NotSupported`` …), and every subclass carries ``.value``. ``tests/unit/test_telemetry.py`` checks
 this surface against the installed pynvml so the fake cannot drift from it.

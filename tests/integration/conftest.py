@@ -15,8 +15,15 @@ import docker
 import pytest
 
 from harness import __version__
-from harness.images import CONTEXT_DIR, REPO_ROOT, build_harness_image, build_wheelhouse, ensure_base_image, load_pins
-from harness.stack import LABEL_KIT, connect
+from harness.containers.images import (
+    CONTEXT_DIR,
+    REPO_ROOT,
+    build_harness_image,
+    build_wheelhouse,
+    ensure_base_image,
+    load_pins,
+)
+from harness.containers.stack import LABEL_KIT, connect
 
 KIT_VERSION = __version__
 TEST_MODEL_VOLUME = "cfk-test-models"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import stack
-from harness.doctor import IMAGE_HEADROOM_BYTES, DiskUsage, ModelNeed, diagnose
+from harness.containers import stack
+from harness.evidence.doctor import IMAGE_HEADROOM_BYTES, DiskUsage, ModelNeed, diagnose
+from harness.evidence.telemetry import load_nvml, nvml_session
 from harness.facts import Absent
-from harness.telemetry import load_nvml, nvml_session
 
 pytestmark = pytest.mark.docker
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import docker
 import pytest
 
-from harness import stack
 from harness.artifacts import ArtifactDir
+from harness.containers import stack
 from harness.errors import DockerError
+from harness.evidence.provenance import DockerSection, collect, docker_facts, load_provenance, write_provenance
+from harness.evidence.telemetry import nvml_session
 from harness.facts import Absent
-from harness.provenance import DockerSection, collect, docker_facts, load_provenance, write_provenance
 from harness.settings import Settings
-from harness.telemetry import nvml_session
 
 pytestmark = pytest.mark.docker
 

@@ -17,8 +17,8 @@ import pytest
 
 from harness.artifacts import ArtifactDir, load_sweep
 from harness.cli import main
+from harness.containers.stack import LABEL_KIT, LABEL_RUN_ID, gpu_visible
 from harness.records import CallRecord, MultiRunRecord
-from harness.stack import LABEL_KIT, LABEL_RUN_ID, gpu_visible
 from tests.integration.conftest import KitImages, kit_leftovers
 
 pytestmark = pytest.mark.docker

@@ -15,8 +15,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from harness.errors import DockerError
-from harness.stack import (
+from harness.containers.stack import (
     LABEL_KIT,
     LABEL_KIT_VERSION,
     LABEL_PROJECT,
@@ -27,6 +26,7 @@ from harness.stack import (
     load_compose,
     reap,
 )
+from harness.errors import DockerError
 from tests.integration.conftest import KIT_VERSION, KitImages, kit_leftovers
 
 pytestmark = pytest.mark.docker
@@ -146,7 +146,7 @@ def test_sigterm_during_up_tears_down(
     script = textwrap.dedent(
         f"""
         from pathlib import Path
-        from harness.stack import Stack, connect, load_compose
+        from harness.containers.stack import Stack, connect, load_compose
         project = load_compose([Path({str(compose)!r})], {{}})
         Stack(project, client=connect(), run_id={run_id!r}, kit_version="test", ready_timeout_s=120).up()
         """

@@ -8,8 +8,8 @@ from pathlib import Path
 import docker
 import pytest
 
+from harness.containers.stack import LABEL_PROJECT, Stack, load_compose
 from harness.errors import DockerError
-from harness.stack import LABEL_PROJECT, Stack, load_compose
 from tests.integration.conftest import KIT_VERSION, KitImages, kit_leftovers
 
 pytestmark = pytest.mark.docker

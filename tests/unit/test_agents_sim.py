@@ -9,7 +9,7 @@ import pytest
 from harness import metrics
 from harness.agents.runner import SingleAgent, run_multi, run_single
 from harness.agents.workflow import Workload
-from harness.ollama import OllamaClient
+from harness.engines.ollama import OllamaClient
 from harness.records import AgentRunRecord, CallRecord, MultiRunRecord, dump_record, parse_record
 from harness.sim.config import SimConfig
 from harness.sim.server import SimServer

@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import analysis
+from harness.analysis import frames as analysis
 from harness.errors import BadInputError
-from harness.spec import parse_spec
+from harness.protocol.spec import parse_spec
 
 HERE = Path(__file__).resolve()
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from harness.artifacts import ArtifactDir, load_sweep
-from harness.bundle import INDEX_NAME, KIT_FILES
 from harness.cli import main
-from harness.orchestrator import DockerExecutor, server_settings
-from harness.spec import load_spec
+from harness.evidence.bundle import INDEX_NAME, KIT_FILES
+from harness.protocol.spec import load_spec
+from harness.run.orchestrator import DockerExecutor, server_settings
 from tests.unit.conftest import ROOT
 
 

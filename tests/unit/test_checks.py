@@ -7,8 +7,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from harness import checks
-from harness.spec import Claim
+from harness.analysis import checks
+from harness.protocol.spec import Claim
 
 
 def _frame() -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Image pins, the lock and the build plan (harness.images) without building anything."""
+"""Image pins, the lock and the build plan (harness.containers.images) without building anything."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import BadInputError
-from harness.images import (
+from harness.containers.images import (
     NO_REGISTRY_REASON,
     ImageLock,
     LockedImage,
@@ -20,6 +19,7 @@ from harness.images import (
     read_lock,
     resolve_pins,
 )
+from harness.errors import BadInputError
 
 
 def test_pins_name_every_base_and_the_ollama_version() -> None:
@@ -98,7 +98,7 @@ def test_online_plan_uses_the_locked_digest() -> None:
 def test_rust_contexts_registry_path_compiles_sources_offline_path_copies_binaries() -> None:
     """The registry path ships the workspace (no target/) and the vendored crates to a pinned builder stage;
     both Dockerfiles build the same runtime stage on BASE_IMAGE as the non-root kit user."""
-    from harness.images import CONTEXT_DIR, REPO_ROOT, rust_context_files
+    from harness.containers.images import CONTEXT_DIR, REPO_ROOT, rust_context_files
 
     files = rust_context_files(REPO_ROOT, CONTEXT_DIR, builder_image="rust:1.90.0-slim-bookworm")
     assert {"rust/Cargo.lock", "rust/Cargo.toml", "Dockerfile"} <= set(files)

@@ -1,4 +1,4 @@
-"""Compose loading and translation (harness.stack) without a Docker engine."""
+"""Compose loading and translation (harness.containers.stack) without a Docker engine."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.errors import BadInputError
-from harness.settings import OllamaServerSettings
-from harness.stack import (
+from harness.containers.stack import (
     COMPOSE_DIR,
     compose_files,
     interpolate,
@@ -18,6 +16,8 @@ from harness.stack import (
     stack_variables,
     translate,
 )
+from harness.errors import BadInputError
+from harness.settings import OllamaServerSettings
 
 VARS = {"HARNESS_IMAGE": "chimeraforge/harness:test"}
 

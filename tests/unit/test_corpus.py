@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import corpus
 from harness.agents.workflow import ingest
+from harness.protocol import corpus
 
 CORPUS = Path(__file__).resolve().parents[2] / "experiments" / "corpus"
 

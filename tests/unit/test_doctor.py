@@ -8,8 +8,9 @@ from collections.abc import Sequence
 import pytest
 from rich.console import Console
 
-from harness import stack
-from harness.doctor import (
+from harness.containers import stack
+from harness.errors import EXIT_OK, EXIT_RUN_FAILURE
+from harness.evidence.doctor import (
     NO_GPU_MEANS,
     VRAM_HEADROOM_BYTES,
     Diagnosis,
@@ -21,9 +22,8 @@ from harness.doctor import (
     render_rich,
     summary,
 )
-from harness.errors import EXIT_OK, EXIT_RUN_FAILURE
+from harness.evidence.telemetry import Nvml, load_nvml
 from harness.sim.catalog import CATALOG
-from harness.telemetry import Nvml, load_nvml
 from tests.fakes.nvml import NVML_ERROR_LIBRARY_NOT_FOUND, NVML_ERROR_NOT_SUPPORTED, FakeGpu, FakeNvml
 
 GEMMA = ModelNeed.of("gemma3")

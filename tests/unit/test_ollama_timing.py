@@ -9,7 +9,7 @@ import time
 import httpcore
 import httpx
 
-from harness.ollama import OllamaClient
+from harness.engines.ollama import OllamaClient
 
 
 def _line(text: str, done: bool = False) -> bytes:
@@ -68,7 +68,7 @@ async def test_a_final_line_without_a_line_break_still_counts() -> None:
 
 
 async def test_the_connection_stamps_a_calls_first_write_and_every_read() -> None:
-    from harness.ollama import _SENT_NS, _StampedStream
+    from harness.engines.ollama import _SENT_NS, _StampedStream
 
     stream = _StampedStream(httpcore.AsyncMockStream([b"head", b"body"]))
     sent: list[int] = []

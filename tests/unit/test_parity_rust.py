@@ -117,10 +117,10 @@ async def test_the_orchestrators_agent_commands_run_in_both_languages(rust_bin: 
     """Every kind of run the container executor launches (protocol, isolated, diagnostic) is a command line the
     agent of its language accepts and completes: a flag one side lacks fails here, not in a container."""
     from harness.agents.runner import Timeouts
-    from harness.orchestrator import agent_command
-    from harness.plan import expand
+    from harness.protocol.plan import expand
+    from harness.protocol.spec import load_spec, spec_path
     from harness.records import parse_record
-    from harness.spec import load_spec, spec_path
+    from harness.run.orchestrator import agent_command
 
     spec = load_spec(spec_path(ROOT / "experiments", report))
     plan = expand(spec, runs_per_config=1, config_ids={spec.configs[0].id})

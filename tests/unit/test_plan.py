@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.plan import expand
-from harness.spec import load_spec
+from harness.protocol.plan import expand
+from harness.protocol.spec import load_spec
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
@@ -22,7 +22,7 @@ def test_run_id_changes_with_what_the_run_does() -> None:
     spec = load_spec(EXPERIMENTS / "tr114.toml")
     run = expand(spec).protocol[0]
     changed = run.model_copy(update={"repetition": 2})
-    from harness.plan import _run_id
+    from harness.protocol.plan import _run_id
 
     assert _run_id(changed.canonical()) != run.run_id
 

@@ -13,10 +13,8 @@ from typing import Any
 import pytest
 
 from harness.artifacts import ArtifactDir, canonical_json
-from harness.corpus import corpus_sha256
-from harness.facts import Absent
-from harness.ollama import ModelDetails, OllamaFacts, server_facts
-from harness.provenance import (
+from harness.engines.ollama import ModelDetails, OllamaFacts, server_facts
+from harness.evidence.provenance import (
     FINGERPRINT_PATTERNS,
     HostFiles,
     Provenance,
@@ -29,10 +27,12 @@ from harness.provenance import (
     lookup,
     write_provenance,
 )
+from harness.evidence.telemetry import Nvml, load_nvml
+from harness.facts import Absent
+from harness.protocol.corpus import corpus_sha256
 from harness.settings import OllamaServerSettings, Settings
 from harness.sim import SimConfig, SimServer
 from harness.sim.catalog import synthetic_digest
-from harness.telemetry import Nvml, load_nvml
 from tests.fakes.nvml import NVML_ERROR_LIBRARY_NOT_FOUND, NVML_ERROR_NOT_SUPPORTED, FakeGpu, FakeNvml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -243,7 +243,7 @@ def test_write_and_load_round_trip(repo: Path, host_files: HostFiles, tmp_path: 
 
 
 def test_report_finds_gpu_name_and_bandwidth(repo: Path, host_files: HostFiles) -> None:
-    from harness.report import BANDWIDTH_KEYS, _provenance_gpu, _provenance_number
+    from harness.analysis.report import BANDWIDTH_KEYS, _provenance_gpu, _provenance_number
 
     doc = json.loads(canonical_json(make(repo, host_files).model_dump(mode="json")))
     assert _provenance_gpu(doc) == "NVIDIA H100 80GB HBM3"

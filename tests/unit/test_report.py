@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 from matplotlib.image import imread
 
-from harness import analysis, plots
+from harness.analysis import frames as analysis
+from harness.analysis import plots
+from harness.analysis.report import build_report, build_report_from_import
 from harness.artifacts import ArtifactDir, RunResult, Sweep
-from harness.plan import AgentPlan, Run
+from harness.protocol.plan import AgentPlan, Run
+from harness.protocol.spec import Spec, parse_spec
 from harness.records import AgentRunRecord, CallRecord, MultiRunRecord
-from harness.report import build_report, build_report_from_import
-from harness.spec import Spec, parse_spec
 
 S = 1_000_000_000
 OPTS: dict[str, float | int] = {"num_gpu": 80, "num_ctx": 512, "temperature": 1.0}

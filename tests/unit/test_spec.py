@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import SpecError
-from harness.plan import expand
-from harness.spec import load_spec, parse_spec
+from harness.protocol.plan import expand
+from harness.protocol.spec import load_spec, parse_spec
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 REPORTS = ["tr108", "tr109", "tr110", "tr111", "tr112", "tr113", "tr114", "tr115"]

@@ -11,8 +11,7 @@ from pathlib import Path
 import pynvml  # the real bindings import without a GPU; only their surface is compared here
 import pytest
 
-from harness.facts import Absent
-from harness.telemetry import (
+from harness.evidence.telemetry import (
     CLOCK_EVENT_REASONS,
     GpuFacts,
     GpuSampler,
@@ -26,6 +25,7 @@ from harness.telemetry import (
     peak_memory_bandwidth_gbps,
     telemetry_json,
 )
+from harness.facts import Absent
 from tests.fakes import nvml as fake
 from tests.fakes.nvml import FakeGpu, FakeNvml
 
@@ -76,7 +76,7 @@ def test_fake_errors_behave_like_pynvml() -> None:
 def test_only_telemetry_imports_pynvml() -> None:
     pattern = re.compile(r"^\s*(import pynvml|from pynvml)", re.M)
     users = sorted(str(p.relative_to(HARNESS)) for p in HARNESS.rglob("*.py") if pattern.search(p.read_text()))
-    assert users == ["telemetry.py"]
+    assert users == ["evidence/telemetry.py"]
 
 
 # ---------------------------------------------------------------------------------------------- loading

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.manifest import PREDICATE_TYPE, STATEMENT_TYPE, write_manifest
+from harness.evidence.manifest import PREDICATE_TYPE, STATEMENT_TYPE, write_manifest
 from harness.settings import load_settings
 from tests.unit.conftest import ROOT
 

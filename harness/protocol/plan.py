@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.spec import MULTI_SCENARIOS, Options, Spec
+from harness.protocol.spec import MULTI_SCENARIOS, Options, Spec
 
 PYTHON_RUNTIMES = frozenset({"asyncio"})
 """Runtimes the Python agents run on; every other runtime name is a Rust agent build."""

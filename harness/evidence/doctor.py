@@ -20,12 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, NamedTuple
 
-from harness import stack
+from harness.containers import stack
 from harness.errors import EXIT_OK, EXIT_RUN_FAILURE, HarnessError
+from harness.evidence.telemetry import SLOWDOWN_REASONS, GpuDevice, GpuFacts, Nvml, gpu_facts
 from harness.facts import Absent
 from harness.sim.catalog import lookup as catalog_lookup
 from harness.sim.catalog import normalize_name
-from harness.telemetry import SLOWDOWN_REASONS, GpuDevice, GpuFacts, Nvml, gpu_facts
 
 Status = Literal["ok", "warn", "fail", "skip"]
 DOCTOR_SCHEMA_VERSION = 1

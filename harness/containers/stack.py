@@ -3,8 +3,8 @@
 The compose files in ``compose/`` are the source (usable by hand with ``docker compose``); this module loads
 them (PyYAML), interpolates ``${VAR:-default}`` from an explicit mapping (never the process environment),
 translates the subset the kit uses into typed specs, refuses anything else by name, and executes them with the
-Docker SDK. With ``harness.images`` it is the only module that imports ``docker``; Docker SDK and ``requests``
-errors are translated here into :class:`harness.errors.DockerError` with a message that says what to do.
+Docker SDK. With ``harness.containers.images`` it is the only module that imports ``docker``; Docker SDK and
+``requests`` errors are translated here into :class:`harness.errors.DockerError` with a message that says what to do.
 
 Every container, network and per-run volume carries the kit's labels (``io.chimeraforge.kit=1``, the run id,
 the kit version and ``com.docker.compose.project``), so :func:`reap` can remove whatever a crash left behind.
@@ -38,7 +38,7 @@ from docker.models.containers import Container
 from harness.errors import BadInputError, DockerError
 from harness.settings import OllamaServerSettings
 
-COMPOSE_DIR = Path(__file__).resolve().parent.parent / "compose"
+COMPOSE_DIR = Path(__file__).resolve().parents[2] / "compose"
 MODEL_VOLUME = "chimeraforge-models"
 Client = docker.DockerClient
 """The engine client type, for modules that hold a client but may not import ``docker`` themselves."""

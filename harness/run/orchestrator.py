@@ -28,16 +28,16 @@ from harness import __version__
 from harness.agents.runner import SingleAgent, Timeouts, run_multi, run_single
 from harness.agents.workflow import Workload
 from harness.artifacts import ArtifactDir, ContainerStats, ModelFacts, RunResult, Sweep, load_sweep
+from harness.engines.ollama import OllamaClient, OllamaFacts, server_facts
 from harness.errors import BadInputError, OllamaError
+from harness.evidence.telemetry import TELEMETRY_FILE, GpuSampler, Nvml, telemetry_json
 from harness.facts import Absent
-from harness.ollama import OllamaClient, OllamaFacts, server_facts
-from harness.plan import PYTHON_RUNTIMES, Plan, Run
+from harness.protocol.plan import PYTHON_RUNTIMES, Plan, Run
+from harness.protocol.spec import Spec
 from harness.records import AgentRunRecord, CallRecord, MultiRunRecord, parse_record
 from harness.settings import OllamaServerSettings
 from harness.sim.config import SimConfig
 from harness.sim.server import SimServer
-from harness.spec import Spec
-from harness.telemetry import TELEMETRY_FILE, GpuSampler, Nvml, telemetry_json
 
 AnyRecord = CallRecord | AgentRunRecord | MultiRunRecord
 
@@ -306,7 +306,7 @@ class DockerExecutor:
             )
 
     def image_ids(self) -> dict[str, str]:
-        from harness import stack
+        from harness.containers import stack
 
         refs = {"harness": self.harness_image, "rust-agent": self.rust_image, "ollama": self.ollama_image}
         return {role: stack.image_id(self.client, ref) for role, ref in refs.items() if ref}
@@ -322,7 +322,7 @@ class DockerExecutor:
         ports: Mapping[str, str] | None = None,
     ) -> Any:
         """The compose project of one stack: these server settings, this executor's images and backend."""
-        from harness import stack
+        from harness.containers import stack
 
         variables = stack.stack_variables(
             server,
@@ -351,7 +351,7 @@ class DockerExecutor:
             raise
 
     def _prepare_model(self, spec: Spec) -> PreparedModel:
-        from harness import stack
+        from harness.containers import stack
 
         project = self.project(
             server_settings(spec), topology="single", model=spec.model.name, sim_seed=self.seed, device_group="prep"
@@ -385,7 +385,7 @@ class DockerExecutor:
                 live.down()
 
     def _execute(self, run: Run, spec: Spec) -> RunOutcome:
-        from harness import stack
+        from harness.containers import stack
 
         project = self.project(
             server_settings(spec),

@@ -23,11 +23,12 @@ from typing import Any
 
 import pandas as pd
 
-from harness import analysis, checks, plots, stats
+from harness.analysis import checks, plots, stats
+from harness.analysis import frames as analysis
 from harness.errors import ArtifactError, BadInputError
-from harness.spec import Spec, load_spec
+from harness.protocol.spec import Spec, load_spec
+from harness.schemas import REPORT_SCHEMA_VERSION
 
-REPORT_SCHEMA_VERSION = 1
 BANDWIDTH_KEYS = ("memory_bandwidth_gbps", "bandwidth_gbps", "mem_bandwidth_gbps")
 """provenance.json keys (anywhere in the tree) read as the GPU memory bandwidth in GB/s."""
 GPU_NAME_KEYS = ("gpu_name",)

@@ -34,11 +34,19 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness import __version__, images
+from harness import __version__
 from harness.artifacts import ARTIFACT_SCHEMA_VERSION, Sweep, load_sweep
+from harness.containers import images
 from harness.errors import ArtifactError, BadInputError, DockerError
-from harness.manifest import MANIFEST_NAME, PROVENANCE_NAME, Statement, check_files, load_manifest, parse_manifest
-from harness.plan import Plan
+from harness.evidence.manifest import (
+    MANIFEST_NAME,
+    PROVENANCE_NAME,
+    Statement,
+    check_files,
+    load_manifest,
+    parse_manifest,
+)
+from harness.protocol.plan import Plan
 
 BUNDLE_SCHEMA_VERSION = 1
 INDEX_NAME = "bundle.json"

@@ -239,7 +239,7 @@ class GpuDevice(_Model):
 class GpuFacts(_Model):
     """Every NVIDIA device NVML sees, with the system-wide driver facts.
 
-    ``gpu_name`` and ``memory_bandwidth_gbps`` repeat device 0's values under the names ``harness.report``
+    ``gpu_name`` and ``memory_bandwidth_gbps`` repeat device 0's values under the names ``harness.analysis.report``
     looks up anywhere in provenance.json.
     """
 

@@ -42,7 +42,7 @@ MANIFEST_SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 PROVENANCE_NAME = "provenance.json"
 PROVENANCE_SCHEMA_VERSION = 1
-"""The provenance.json version this kit reads (the contract with ``harness.provenance``)."""
+"""The provenance.json version this kit reads (the contract with ``harness.evidence.provenance``)."""
 SWEEP_FINGERPRINT_KEYS = ("kit_version", "backend", "simulated", "images", "spec_sha256", "model_digest")
 """What the fallback fingerprint covers when there is no provenance.json: the sweep's record of its environment."""
 _CHUNK = 1 << 20

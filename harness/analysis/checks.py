@@ -1,13 +1,13 @@
 """Verdicts: every published claim beside the value the tidy table gives, with an interval and a reason.
 
 A claim is ``reproduced`` when the published value lies inside the confidence interval of the measured
-statistic, or within the tolerance (the claim's own, else the noise threshold of :mod:`harness.stats`, plus
+statistic, or within the tolerance (the claim's own, else the noise threshold of :mod:`harness.analysis.stats`, plus
 half a unit of the published value's last digit: the reports rounded). It is ``not_comparable`` when the spec
 says so, when it is hardware-bound (absolute tok/s, ms, MB) and the GPU is not the originals' one, or when no
 successful run matches its filter. Runs against the simulator are still judged, but every verdict is flagged
 as a rehearsal: the simulator never stands in for a measurement.
 
-Works on the table of :mod:`harness.analysis` (passed in as a DataFrame, so this module reads no files).
+Works on the table of :mod:`harness.analysis.frames` (passed in as a DataFrame, so this module reads no files).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from harness import stats
-from harness.spec import Claim
+from harness.analysis import stats
+from harness.protocol.spec import Claim
+from harness.schemas import VERDICTS_SCHEMA_VERSION
 
-VERDICTS_SCHEMA_VERSION = 1
 ORIGINAL_GPU = "RTX 4080 Laptop GPU"
 """The originals' GPU; NVML calls it "NVIDIA GeForce RTX 4080 Laptop GPU", so names are matched by inclusion."""
 

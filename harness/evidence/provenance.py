@@ -1,9 +1,9 @@
 """provenance.json: the environment of a reproduction, captured by machine and fingerprinted.
 
 The originals typed their environment by hand and got it wrong; here every fact comes from its source: NVML
-(:mod:`harness.telemetry`), the Docker engine (:mod:`harness.stack`), the Ollama server (:func:`harness.ollama.
-server_facts`, gathered by the orchestrator while the server lives), the host (``/etc/os-release``,
-``/proc/cpuinfo``, ``/proc/meminfo``), git, and sha256 of the spec, lock files and corpus. Whatever a source
+(:mod:`harness.evidence.telemetry`), the Docker engine (:mod:`harness.containers.stack`), the Ollama server
+(:func:`harness.engines.ollama.server_facts`, gathered by the orchestrator while the server lives), the host
+(``/etc/os-release``, ``/proc/cpuinfo``, ``/proc/meminfo``), git, and sha256 of the spec, lock files and corpus. Whatever a source
 cannot tell is ``{"present": false, "reason": ...}`` (:class:`harness.facts.Absent`), never a guess.
 
 The *fingerprint* is sha256 of the canonical JSON of the parts that define the environment (GPU model, driver,
@@ -27,18 +27,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from harness import __version__, stack
+from harness import __version__
 from harness.artifacts import ArtifactDir, canonical_json, load_json_doc
-from harness.corpus import corpus_sha256
+from harness.containers import stack
+from harness.containers.images import read_lock
+from harness.engines.ollama import OllamaFacts
 from harness.errors import ArtifactError, BadInputError, DockerError
+from harness.evidence.telemetry import GpuFacts, Nvml, gpu_facts
 from harness.facts import Absent, absent
-from harness.images import read_lock
-from harness.ollama import OllamaFacts
+from harness.protocol.corpus import corpus_sha256
 from harness.settings import OllamaServerSettings, Settings
-from harness.telemetry import GpuFacts, Nvml, gpu_facts
 
 PROVENANCE_FILE = "provenance.json"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCK_FILES: dict[str, str] = {
     "requirements_lock": "requirements.lock",
     "requirements_dev_lock": "requirements-dev.lock",
@@ -95,7 +96,7 @@ class FileHash(_Model):
 
 
 class CorpusHash(_Model):
-    """``harness.corpus.corpus_sha256`` over the corpus folder the agents read."""
+    """``harness.protocol.corpus.corpus_sha256`` over the corpus folder the agents read."""
 
     path: str
     sha256: str
@@ -560,9 +561,9 @@ def collect(
 ) -> Provenance:
     """Capture the whole environment once, at the start of a reproduction, and fingerprint it.
 
-    Every source is passed in: ``nvml`` from :func:`harness.telemetry.load_nvml`, ``docker`` a client (or
+    Every source is passed in: ``nvml`` from :func:`harness.evidence.telemetry.load_nvml`, ``docker`` a client (or
     :class:`Absent` for the local executor), ``images`` role → reference or ID of every image the runs use,
-    ``ollama`` from :func:`harness.ollama.server_facts` (or :class:`Absent` with the reason), ``settings`` and
+    ``ollama`` from :func:`harness.engines.ollama.server_facts` (or :class:`Absent` with the reason), ``settings`` and
     ``command`` as the edge built them. Never raises for a missing source: it is recorded as absent.
     """
     gpu = gpu_facts(nvml)

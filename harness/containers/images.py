@@ -1,7 +1,7 @@
 """Image pins, the offline Debian base, the wheelhouse, the kit's image builds, and ``docker save``/``load``.
 
-An adapter (layer 3, beside ``harness.stack``) and the only other module allowed to import ``docker``: building
-images is its own concern, separate from running stacks. Docker SDK, registry and subprocess failures are
+An adapter (layer 3, beside ``harness.containers.stack``) and the only other module allowed to import ``docker``:
+building images is its own concern, separate from running stacks. Docker SDK, registry and subprocess failures are
 translated here into :class:`harness.errors.DockerError` / :class:`harness.errors.BadInputError`.
 
 Why this shape:
@@ -45,7 +45,7 @@ from docker.models.images import Image
 
 from harness.errors import BadInputError, DockerError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PINS_PATH = REPO_ROOT / "docker" / "pins.toml"
 LOCK_PATH = REPO_ROOT / "docker" / "images.lock.json"
 CONTEXT_DIR = REPO_ROOT / "docker" / "context"

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.artifacts import ARTIFACT_SCHEMA_VERSION
-from harness.checks import VERDICTS_SCHEMA_VERSION
 from harness.errors import BadInputError
-from harness.manifest import (
+from harness.evidence.manifest import (
     PROVENANCE_NAME,
     PROVENANCE_SCHEMA_VERSION,
     Environment,
@@ -29,7 +28,7 @@ from harness.manifest import (
     walk,
 )
 from harness.records import RECORD_SCHEMA_VERSION
-from harness.report import REPORT_SCHEMA_VERSION
+from harness.schemas import REPORT_SCHEMA_VERSION, VERDICTS_SCHEMA_VERSION
 
 RECORDS_NAME = "records.jsonl"
 _VALUE_WIDTH = 72

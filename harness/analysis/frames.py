@@ -30,11 +30,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness import metrics, stats
+from harness import metrics
+from harness.analysis import stats
 from harness.artifacts import ArtifactDir, RunResult, Sweep, load_json_doc, load_sweep
 from harness.errors import ArtifactError, BadInputError
+from harness.protocol.spec import Spec, load_spec
 from harness.records import AgentRunRecord, CallRecord, MultiRunRecord
-from harness.spec import Spec, load_spec
 
 MIB = 1024 * 1024
 

@@ -1,6 +1,6 @@
 """Figures for the report: the kit's only matplotlib user (Agg, no display), each figure as PNG and SVG.
 
-Every function takes tables (the tidy frame of :mod:`harness.analysis`, verdicts as plain dicts) and an output
+Every function takes tables (the tidy frame of :mod:`harness.analysis.frames`, verdicts as plain dicts) and an output
 folder, and returns a :class:`Figure`; when the data a figure needs is absent (imported CSVs have no isolated
 runs and no chunk timelines) it returns a Figure with no files and a note saying why, never an empty plot.
 SVGs are written with a fixed hash salt and no date so a rebuilt report is byte-identical.

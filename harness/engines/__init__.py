@@ -1,0 +1,1 @@
+"""HTTP clients for the inference engines the agents and the driver talk to."""

@@ -1,0 +1,1 @@
+"""What an auditor checks: provenance, GPU telemetry, the manifest, verify, bundles, doctor."""
