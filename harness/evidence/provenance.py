@@ -3,8 +3,8 @@
 The originals typed their environment by hand and got it wrong; here every fact comes from its source: NVML
 (:mod:`harness.evidence.telemetry`), the Docker engine (:mod:`harness.containers.stack`), the Ollama server
 (:func:`harness.engines.ollama.server_facts`, gathered by the orchestrator while the server lives), the host
-(``/etc/os-release``, ``/proc/cpuinfo``, ``/proc/meminfo``), git, and sha256 of the spec, lock files and corpus. Whatever a source
-cannot tell is ``{"present": false, "reason": ...}`` (:class:`harness.facts.Absent`), never a guess.
+(``/etc/os-release``, ``/proc/cpuinfo``, ``/proc/meminfo``), git, and sha256 of the spec, lock files and corpus.
+Whatever a source cannot tell is ``{"present": false, "reason": ...}`` (:class:`harness.facts.Absent`), never a guess.
 
 The *fingerprint* is sha256 of the canonical JSON of the parts that define the environment (GPU model, driver,
 CUDA, memory, power limit; engine and image IDs; Ollama version and model digest; kit commit and dirty flag;
