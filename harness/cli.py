@@ -156,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("dir", type=Path, help="artifact folder (with manifest.json)")
     verify.add_argument("--against", type=Path, default=None, help="another artifact folder: show environment drift")
 
+    compare = verbs.add_parser("compare", help="two reproductions of one report: differences per claim and metric")
+    compare.add_argument("a", type=Path, help="artifact folder A (the reference)")
+    compare.add_argument("b", type=Path, help="artifact folder B (compared with A: B − A)")
+    compare.add_argument("--out", type=Path, default=None, help="also write comparison.md and comparison.json here")
+    compare.add_argument("--json", action="store_true", help="print the JSON document instead of Markdown")
+    compare.add_argument("--allow-mixed", action="store_true", help="compare a SIMULATED rehearsal with a measurement")
+
     bundle = verbs.add_parser("bundle", help="pack a verified artifact folder with its exact images for a reviewer")
     bundle.add_argument("dir", type=Path, help="artifact folder (with manifest.json)")
     bundle.add_argument(
@@ -840,6 +847,23 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_RUN_FAILURE
 
 
+def _compare(args: argparse.Namespace) -> int:
+    """``compare A B``: exit 0 with the comparison on stdout; 2 when the folders cannot be compared."""
+    from harness.analysis.compare import compare_folders, to_json, to_markdown
+    from harness.fsio import write_text_atomic
+
+    for folder in (args.a, args.b):
+        if not (folder / "sweep.json").is_file():
+            raise BadInputError(f"{folder} is not an artifact folder (no sweep.json)", hint="pass artifacts/<id>")
+    result = compare_folders(args.a, args.b, allow_mixed=args.allow_mixed)
+    markdown, document = to_markdown(result), to_json(result)
+    if args.out is not None:
+        write_text_atomic(args.out / "comparison.md", markdown)
+        write_text_atomic(args.out / "comparison.json", document)
+    print(document if args.json else markdown, end="")
+    return EXIT_OK
+
+
 def _bundle(args: argparse.Namespace) -> int:
     """``bundle DIR [--out FILE]``: prints the bundle's path, contents and sha256 (what a reviewer compares)."""
     from rich.console import Console
@@ -888,6 +912,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _verify(args)
         if args.verb == "bundle":
             return _bundle(args)
+        if args.verb == "compare":
+            return _compare(args)
         if args.verb == "bench":
             return _bench(args, ["python", "-m", "harness", *(list(argv) if argv is not None else sys.argv[1:])])
         raise BadInputError(f"unknown verb {args.verb}")
