@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import re
 import signal
 import sys
@@ -29,8 +30,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse exits with 2 on bad usage already; make its message start with ``Error:`` like ours."""
 
     def error(self, message: str) -> Any:
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"Error: {message}\n")
+        sys.stderr.write(f"Error: {message} (see `{self.prog} --help`)\n")
         raise SystemExit(EXIT_BAD_INPUT)
 
 
@@ -920,6 +920,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarnessError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # The reader closed early (`plan | head`): what it read is what it wanted. Point stdout at /dev/null so
+        # the interpreter's final flush does not raise a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"Error: {exc.strerror or exc}{where}: check the path, its permissions and free space", file=sys.stderr)
+        return EXIT_RUN_FAILURE
     except KeyboardInterrupt:
         print("Error: interrupted; completed runs are kept, re-run the same command to resume", file=sys.stderr)
         return 130
