@@ -26,7 +26,13 @@ def test_help_types_options_and_shows_defaults() -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["nosuchtask"], ["reproduce", "--runs", "abc"], ["verify"], ["plan", "--report", "tr110", "--bogus"], ["--no-such-core-flag"]],
+    [
+        ["nosuchtask"],
+        ["reproduce", "--runs", "abc"],
+        ["verify"],
+        ["plan", "--report", "tr110", "--bogus"],
+        ["--no-such-core-flag"],
+    ],
 )
 def test_usage_errors_exit_2_with_one_error_line(argv: list[str]) -> None:
     res = kit(*argv)
