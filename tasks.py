@@ -2,16 +2,66 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import shlex
+import signal
+import subprocess
 import sys
+import types
+import typing
+from typing import Any
 
-from invoke import Collection, Context, task
+from invoke import Collection, Context, Exit, Task
+from invoke import task as invoke_task
 
 PY = shlex.quote(sys.executable)
 
 
+class _TypedTask(Task):
+    """Invoke infers an option's type from its default, so ``runs: int | None = None`` would read as STRING and
+    no default would show in ``--help``: take the type from the annotation and append the default to the help."""
+
+    def arg_opts(self, name: str, default: Any, taken_names: set[str]) -> dict[str, Any]:
+        opts: dict[str, Any] = super().arg_opts(name, default, taken_names)
+        hint = typing.get_type_hints(self.body).get(name)
+        if isinstance(hint, types.UnionType):
+            kinds = [k for k in typing.get_args(hint) if k is not type(None)]
+            if len(kinds) == 1 and kinds[0] in (int, float, str):
+                opts["kind"] = kinds[0]
+        if opts.get("kind") is float and "help" in opts:  # Invoke's help names STRING and INT only
+            opts["help"] = f"(a number) {opts['help']}"
+        if default not in (None, "", False, inspect.Signature.empty) and "help" in opts:
+            opts["help"] += f" (default: {default})"
+        return opts
+
+
+task = functools.partial(invoke_task, klass=_TypedTask)
+"""``invoke.task`` making :class:`_TypedTask` tasks."""
+
+
+def _sh(command: str) -> None:
+    """Run a kit command on this terminal: rich sees a terminal and draws live progress, stdout and stderr stay
+    apart, and a pipe closed early (``| head``) is the command's business. The child runs in its own process group
+    so that Ctrl-C reaches it once (forwarded from here) and its teardown is waited for; its exit code is ours."""
+    proc = subprocess.Popen(shlex.split(command), process_group=0)
+
+    def forward(signum: int, _frame: object) -> None:
+        proc.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if code:
+        raise Exit(code=128 - code if code < 0 else code)
+
+
 def _opt(flag: str, value: object) -> str:
-    return f" {flag} {shlex.quote(str(value))}" if value not in (None, False, "") else ""
+    """`` --flag value``, or nothing for an option left unset (0 and 0.0 are values: passed on, and judged)."""
+    return "" if value is None or value is False or value == "" else f" {flag} {shlex.quote(str(value))}"
 
 
 @task(
@@ -24,9 +74,10 @@ def _opt(flag: str, value: object) -> str:
 def test(c: Context, k: str = "", fast: bool = False, docker: bool = True) -> None:
     """Lint and type-check (Python and Rust), check import layers, then cargo test and pytest (unit + Docker)."""
     if not fast:
-        c.run(f"{PY} -m ruff check harness tests tasks.py", echo=True)
-        c.run(f"{PY} -m ruff format --check harness tests tasks.py", echo=True)
+        c.run(f"{PY} -m ruff check harness tests tasks.py kit_program.py", echo=True)
+        c.run(f"{PY} -m ruff format --check harness tests tasks.py kit_program.py", echo=True)
         c.run(f"{PY} -m mypy", echo=True)
+        c.run(f"{PY} -m mypy tasks.py kit_program.py", echo=True)
         c.run(f"{shlex.quote(sys.prefix)}/bin/lint-imports", echo=True)
         with c.cd("harness/rust"):
             c.run("cargo fmt --all --check", echo=True)
@@ -48,25 +99,25 @@ def lock(c: Context) -> None:
 @task
 def specs(c: Context) -> None:
     """Validate every experiment spec and print its run counts."""
-    c.run(f"{PY} -m harness specs")
+    _sh(f"{PY} -m harness specs")
 
 
 @task(help={"report": "trNNN", "runs": "repetitions per config", "configs": "regex over config ids"})
 def plan(c: Context, report: str, runs: int | None = None, configs: str | None = None) -> None:
     """List the runs a report expands to (protocol, isolated baselines, diagnostics)."""
-    c.run(f"{PY} -m harness plan --report {shlex.quote(report)}" + _opt("--runs", runs) + _opt("--configs", configs))
+    _sh(f"{PY} -m harness plan --report {shlex.quote(report)}" + _opt("--runs", runs) + _opt("--configs", configs))
 
 
 @task(help={"write": "regenerate it instead of comparing (the default)"})
 def corpus(c: Context, write: bool = False) -> None:
     """Check or regenerate the benchmark corpus under experiments/corpus."""
-    c.run(f"{PY} -m harness corpus" + (" --write" if write else ""))
+    _sh(f"{PY} -m harness corpus" + (" --write" if write else ""))
 
 
 @task(help={"port": "port to listen on", "seed": "token seed", "time_scale": "multiply every delay"})
 def sim(c: Context, port: int = 11434, seed: int = 1234, time_scale: float = 1.0) -> None:
     """Serve the simulated Ollama API on 127.0.0.1 (every response says SIMULATED)."""
-    c.run(f"{PY} -m harness.sim --port {port} --seed {seed} --time-scale {time_scale} --preload gemma3:latest")
+    _sh(f"{PY} -m harness.sim --port {port} --seed {seed} --time-scale {time_scale} --preload gemma3:latest")
 
 
 @task(
@@ -93,7 +144,7 @@ def reproduce(
     bundle: str = "",
 ) -> None:
     """Run a report's protocol (or a bundle's plan), one fresh set of servers per run, and write artifacts."""
-    c.run(
+    _sh(
         f"{PY} -m harness reproduce"
         + _opt("--report", report)
         + _opt("--bundle", bundle)
@@ -102,33 +153,32 @@ def reproduce(
         + _opt("--configs", configs)
         + _opt("--time-scale", time_scale)
         + _opt("--out", out)
-        + _opt("--executor", executor),
-        pty=False,
+        + _opt("--executor", executor)
     )
 
 
 @task
 def build(c: Context) -> None:
     """Build the kit's images; with no registry it bootstraps a Debian base offline and says so."""
-    c.run(f"{PY} -m harness build", pty=False)
+    _sh(f"{PY} -m harness build")
 
 
 @task
 def clean(c: Context) -> None:
     """Remove every container, network and run volume labelled by the kit (what a crash left behind)."""
-    c.run(f"{PY} -m harness clean")
+    _sh(f"{PY} -m harness clean")
 
 
 @task(name="base")
 def images_base(c: Context) -> None:
     """Bootstrap the Debian base image (debootstrap → docker import); needs root, skips when present."""
-    c.run(f"{PY} -m harness images base", pty=False)
+    _sh(f"{PY} -m harness images base")
 
 
 @task(name="lock")
 def images_lock(c: Context) -> None:
     """Resolve the pinned image tags to digests where a registry answers; write docker/images.lock.json."""
-    c.run(f"{PY} -m harness images lock")
+    _sh(f"{PY} -m harness images lock")
 
 
 @task(
@@ -145,42 +195,60 @@ def stack_up(
     c: Context, topology: str = "single", backend: str = "", model: str = "", port: int = 11434, port2: int = 11435
 ) -> None:
     """Start a kit stack by hand (Ollama or the simulator, OLLAMA_* settings from the environment); it stays up."""
-    c.run(
+    _sh(
         f"{PY} -m harness stack up --topology {shlex.quote(topology)} --port {port} --port2 {port2}"
         + _opt("--backend", backend)
-        + _opt("--model", model),
-        pty=False,
+        + _opt("--model", model)
     )
 
 
 @task(name="down", help={"name": "only this stack (default: every stack started by stack.up)"})
 def stack_down(c: Context, name: str = "") -> None:
     """Remove stacks started by stack.up."""
-    c.run(f"{PY} -m harness stack down" + _opt("--name", name))
+    _sh(f"{PY} -m harness stack down" + _opt("--name", name))
 
 
 @task(help={"dir": "artifact folder", "against": "another artifact folder: show the environment drift"})
 def verify(c: Context, dir: str, against: str = "") -> None:
     """Re-hash an artifact folder against its manifest, check schema versions, show the environment fingerprint."""
-    c.run(f"{PY} -m harness verify {shlex.quote(dir)}" + _opt("--against", against))
+    _sh(f"{PY} -m harness verify {shlex.quote(dir)}" + _opt("--against", against))
+
+
+@task(
+    help={
+        "a": "artifact folder A (the reference)",
+        "b": "artifact folder B (B − A)",
+        "out": "also write comparison.md and comparison.json here",
+        "json": "print JSON instead of Markdown",
+        "allow_mixed": "compare a SIMULATED rehearsal with a measurement",
+    }
+)
+def compare(c: Context, a: str, b: str, out: str = "", json: bool = False, allow_mixed: bool = False) -> None:
+    """Two reproductions of one report: per claim and metric, B − A with an interval, tests, effect size, drift."""
+    _sh(
+        f"{PY} -m harness compare {shlex.quote(a)} {shlex.quote(b)}"
+        + _opt("--out", out)
+        + (" --json" if json else "")
+        + (" --allow-mixed" if allow_mixed else "")
+    )
 
 
 @task(help={"dir": "artifact folder", "out": "bundle file: .tar.gz (default <dir>.bundle.tar.gz) or .tar (faster)"})
 def bundle(c: Context, dir: str, out: str = "") -> None:
     """Pack a verified artifact folder with its exact images, locks and inputs for a reviewer."""
-    c.run(f"{PY} -m harness bundle {shlex.quote(dir)}" + _opt("--out", out), pty=False)
+    _sh(f"{PY} -m harness bundle {shlex.quote(dir)}" + _opt("--out", out))
 
 
 @task(help={"csv": "originals' per-run CSV (shared/reference/data)", "report": "trNNN", "out": "report folder"})
 def analyze(c: Context, csv: str, report: str, out: str = "") -> None:
     """Recompute a report's published figures from the originals' records and judge its claims."""
-    c.run(f"{PY} -m harness analyze --import {shlex.quote(csv)} --report {shlex.quote(report)}" + _opt("--out", out))
+    _sh(f"{PY} -m harness analyze --import {shlex.quote(csv)} --report {shlex.quote(report)}" + _opt("--out", out))
 
 
 @task(name="report", help={"dir": "artifact folder"})
 def report_(c: Context, dir: str) -> None:
     """Rebuild report.md, report.html and the figures from an artifact folder alone."""
-    c.run(f"{PY} -m harness report {shlex.quote(dir)}")
+    _sh(f"{PY} -m harness report {shlex.quote(dir)}")
 
 
 @task(
@@ -193,13 +261,12 @@ def report_(c: Context, dir: str) -> None:
 )
 def doctor(c: Context, report: str = "", model: str = "", require_gpu: bool = False, json: bool = False) -> None:
     """Check this host before its numbers are trusted: GPU, driver, Docker's NVIDIA runtime, clocks, VRAM, disk."""
-    c.run(
+    _sh(
         f"{PY} -m harness doctor"
         + _opt("--report", report)
         + _opt("--model", model)
         + (" --require-gpu" if require_gpu else "")
-        + (" --json" if json else ""),
-        pty=False,
+        + (" --json" if json else "")
     )
 
 
@@ -213,11 +280,26 @@ def doctor(c: Context, report: str = "", model: str = "", require_gpu: bool = Fa
 def bench(c: Context, quick: bool = False, only: str = "", out: str = "") -> None:
     """Measure the kit's own TTFT, throughput and efficiency error and its overhead (benchmarks/results/)."""
     sections = "".join(f" --only {shlex.quote(s.strip())}" for s in only.split(",") if s.strip())
-    c.run(f"{PY} -m harness bench" + (" --quick" if quick else "") + sections + _opt("--out", out), pty=False)
+    _sh(f"{PY} -m harness bench" + (" --quick" if quick else "") + sections + _opt("--out", out))
 
 
 ns = Collection(
-    test, lock, specs, plan, corpus, sim, reproduce, build, clean, analyze, report_, doctor, verify, bundle, bench
+    test,
+    lock,
+    specs,
+    plan,
+    corpus,
+    sim,
+    reproduce,
+    build,
+    clean,
+    analyze,
+    report_,
+    doctor,
+    verify,
+    bundle,
+    compare,
+    bench,
 )
 ns.add_collection(Collection("images", images_base, images_lock))
 ns.add_collection(Collection("stack", stack_up, stack_down))

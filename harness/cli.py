@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -24,8 +25,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse exits with 2 on bad usage already; make its message start with ``Error:`` like ours."""
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"Error: {message}\n")
+        sys.stderr.write(f"Error: {message} (see `{self.prog} --help`)\n")
         raise SystemExit(EXIT_BAD_INPUT)
 
 
@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     verify = verbs.add_parser("verify", help="re-hash an artifact folder against its manifest; compare environments")
     verify.add_argument("dir", type=Path, help="artifact folder (with manifest.json)")
     verify.add_argument("--against", type=Path, default=None, help="another artifact folder: show environment drift")
+
+    compare = verbs.add_parser("compare", help="two reproductions of one report: differences per claim and metric")
+    compare.add_argument("a", type=Path, help="artifact folder A (the reference)")
+    compare.add_argument("b", type=Path, help="artifact folder B (compared with A: B − A)")
+    compare.add_argument("--out", type=Path, default=None, help="also write comparison.md and comparison.json here")
+    compare.add_argument("--json", action="store_true", help="print the JSON document instead of Markdown")
+    compare.add_argument("--allow-mixed", action="store_true", help="compare a SIMULATED rehearsal with a measurement")
 
     bundle = verbs.add_parser("bundle", help="pack a verified artifact folder with its exact images for a reviewer")
     bundle.add_argument("dir", type=Path, help="artifact folder (with manifest.json)")
@@ -378,6 +385,23 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_RUN_FAILURE
 
 
+def _compare(args: argparse.Namespace) -> int:
+    """``compare A B``: exit 0 with the comparison on stdout; 2 when the folders cannot be compared."""
+    from harness.analysis.compare import compare_folders, to_json, to_markdown
+    from harness.fsio import write_text_atomic
+
+    for folder in (args.a, args.b):
+        if not (folder / "sweep.json").is_file():
+            raise BadInputError(f"{folder} is not an artifact folder (no sweep.json)", hint="pass artifacts/<id>")
+    result = compare_folders(args.a, args.b, allow_mixed=args.allow_mixed)
+    markdown, document = to_markdown(result), to_json(result)
+    if args.out is not None:
+        write_text_atomic(args.out / "comparison.md", markdown)
+        write_text_atomic(args.out / "comparison.json", document)
+    print(document if args.json else markdown, end="")
+    return EXIT_OK
+
+
 def _bundle(args: argparse.Namespace) -> int:
     """``bundle DIR [--out FILE]``: prints the bundle's path, contents and sha256 (what a reviewer compares)."""
     from rich.console import Console
@@ -417,6 +441,7 @@ _VERBS: dict[str, Callable[[argparse.Namespace, Settings, list[str]], int]] = {
     "doctor": lambda args, settings, _: _doctor(args, settings),
     "verify": lambda args, _settings, _: _verify(args),
     "bundle": lambda args, _settings, _: _bundle(args),
+    "compare": lambda args, _settings, _: _compare(args),
     "bench": lambda args, _settings, command: _bench(args, ["python", "-m", "harness", *command]),
 }
 """One function per verb: (parsed arguments, the Settings built once, the command line as typed) → exit code."""
@@ -434,6 +459,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarnessError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # The reader closed early (`plan | head`): what it read is what it wanted. Point stdout at /dev/null so
+        # the interpreter's final flush does not raise a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"Error: {exc.strerror or exc}{where}: check the path, its permissions and free space", file=sys.stderr)
+        return EXIT_RUN_FAILURE
     except KeyboardInterrupt:
         print("Error: interrupted; completed runs are kept, re-run the same command to resume", file=sys.stderr)
         return 130

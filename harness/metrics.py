@@ -52,6 +52,24 @@ def client_tps(call: CallRecord) -> float | None:
     return (call.chunk_count - 1) / (span_ns / NS_PER_S)
 
 
+def itl_ms(call: CallRecord) -> float | None:
+    """Mean gap between consecutive non-empty chunks after the first (ms): the inter-token latency a user feels.
+
+    The first chunk is excluded for the same reason as in :func:`client_tps`; one chunk gives no gap.
+    """
+    offsets = call.chunk_offsets_ns
+    if len(offsets) < 2:
+        return None
+    return (offsets[-1] - offsets[0]) / (len(offsets) - 1) / NS_PER_MS
+
+
+def latency_ms(call: CallRecord) -> float | None:
+    """End-to-end call latency as the client saw it: request sent to final chunk (or error) received (ms)."""
+    if call.end_ns < call.start_ns:
+        return None
+    return (call.end_ns - call.start_ns) / NS_PER_MS
+
+
 @dataclass(frozen=True)
 class AgentFigures:
     """One agent run, reduced the way the reports reduced it (unweighted means over its calls)."""

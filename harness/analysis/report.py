@@ -23,8 +23,9 @@ from typing import Any
 
 import pandas as pd
 
-from harness.analysis import checks, plots, stats
+from harness.analysis import checks, distributions, plots, stats
 from harness.analysis import frames as analysis
+from harness.artifacts import Sweep
 from harness.errors import ArtifactError, BadInputError
 from harness.protocol.spec import Spec, load_spec
 from harness.schemas import REPORT_SCHEMA_VERSION
@@ -92,6 +93,7 @@ def build_report(
         warnings=warnings,
         model_bytes=model_bytes,
         bandwidth_gbps=bandwidth,
+        run_facts=_run_facts(kit.sweep, provenance),
     )
 
 
@@ -120,10 +122,26 @@ def build_report_from_import(
         warnings=[],
         model_bytes=model_bytes,
         bandwidth_gbps=bandwidth_gbps,
+        run_facts={},
     )
 
 
 # --------------------------------------------------------------------------------------------------- helpers
+
+
+def _run_facts(sweep: Sweep | None, provenance: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What summary.json says about how the numbers were made: backend, time scale, kit version and commit."""
+    kit = (provenance or {}).get("kit")
+    git = kit.get("git") if isinstance(kit, Mapping) else None
+    commit = git.get("commit") if isinstance(git, Mapping) else None
+    if sweep is None:
+        return {"kit_commit": commit}
+    return {
+        "backend": sweep.backend,
+        "time_scale": sweep.time_scale,
+        "kit_version": sweep.kit_version,
+        "kit_commit": commit,
+    }
 
 
 def _walk(doc: Any) -> Iterable[tuple[str, Any]]:
@@ -309,6 +327,7 @@ def _render(
     warnings: list[str],
     model_bytes: float | None,
     bandwidth_gbps: float | None,
+    run_facts: Mapping[str, Any],
 ) -> ReportResult:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -319,17 +338,23 @@ def _render(
     verdicts_path = out_dir / "verdicts.json"
     verdicts_path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     summary = analysis.summarize(frame, spec.id)
+    summary_doc = distributions.summary_document(
+        frame,
+        headline=summary.headline,
+        report=spec.id,
+        origin=origin,
+        simulated=simulated,
+        backend=run_facts.get("backend"),
+        time_scale=run_facts.get("time_scale"),
+        kit_version=run_facts.get("kit_version"),
+        kit_commit=run_facts.get("kit_commit"),
+        schema_version=REPORT_SCHEMA_VERSION,
+    )
     (out_dir / "summary.json").write_text(
-        json.dumps(
-            {"schema_version": REPORT_SCHEMA_VERSION, "report": spec.id, "origin": origin, **summary.headline},
-            indent=2,
-            sort_keys=True,
-            default=str,
-        )
-        + "\n",
-        encoding="utf-8",
+        json.dumps(summary_doc, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
     )
     frame.to_csv(out_dir / "runs.csv", index=False)
+    distributions.per_config(frame).to_csv(out_dir / "runs_percentiles.csv", index=False)
     figures = plots.render_all(frame, [v.model_dump() for v in verdicts], timeline, out_dir / "figures")
     warnings = warnings + stability(frame) + [f"figure {f.name}: {f.note}" for f in figures if f.note]
 
