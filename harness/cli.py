@@ -387,7 +387,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     """``compare A B``: exit 0 with the comparison on stdout; 2 when the folders cannot be compared."""
-    from harness.analysis.compare import compare_folders, to_json, to_markdown
+    from harness.compare import compare_folders, to_json, to_markdown
     from harness.fsio import write_text_atomic
 
     for folder in (args.a, args.b):

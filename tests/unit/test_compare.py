@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from harness.analysis.compare import difference, hedges_g
+from harness.compare import difference, hedges_g
 from harness.cli import main
 from tests.unit.conftest import LOCAL_ARGS, ROOT
 

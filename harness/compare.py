@@ -1,4 +1,5 @@
-"""Two reproductions of one report side by side: this host against another, today against last month.
+"""Two reproductions of one report side by side (a consumer beside analysis: it also reads the environment
+through evidence.verify): this host against another, today against last month.
 
 ``verify --against`` answers "did the environment change"; this answers "did the numbers change, and by more
 than noise". Per claim (the samples the claim's statistic is computed over) and per metric (the distribution
