@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from harness.compare import difference, hedges_g
 from harness.cli import main
+from harness.compare import difference, hedges_g
 from tests.unit.conftest import LOCAL_ARGS, ROOT
 
 
