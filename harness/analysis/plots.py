@@ -151,7 +151,7 @@ def efficiency_per_config(frame: pd.DataFrame, out_dir: Path) -> Figure:
     axes[0][0].set_title(title + ("; squares: true efficiency" if has_true else "") + "; dashed: 50 %")
     notes = []
     if single_run:
-        notes.append("one run per config: bare markers have no interval (not mean ± σ)")
+        notes.append("one run per config: a bare marker, no interval")
     if not has_true:
         notes.append("true efficiency not available (no isolated runs)")
     return _save(fig, out_dir, name, title, "; ".join(notes) or None)
