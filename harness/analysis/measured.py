@@ -56,6 +56,8 @@ class KitData:
 
 
 Record = CallRecord | AgentRunRecord | MultiRunRecord
+_Agents = dict[tuple[str, int], tuple[AgentRunRecord, list[CallRecord]]]
+_PerRun = tuple[RunResult, _Agents, list[Record]]
 
 
 def load_artifacts(root: Path, spec: Spec | None = None) -> KitData:
@@ -86,18 +88,8 @@ def load_artifacts(root: Path, spec: Spec | None = None) -> KitData:
     sim_backend = bool(sweep.simulated) if sweep is not None else False
     rep, version = (sweep.report, "") if sweep is not None else (runs[0][0].run.report, "")
 
-    per_run: list[tuple[RunResult, dict[tuple[str, int], tuple[AgentRunRecord, list[CallRecord]]], list[Record]]] = []
-    isolated: dict[tuple[str, str, str, str], list[float]] = defaultdict(list)
-    for result, records in runs:
-        agents = _agent_runs(records)
-        per_run.append((result, agents, records))
-        run = result.run
-        if run.kind == "isolated" and result.status == "ok" and run.isolated_side:
-            for ar, _calls in agents.values():
-                if ar.ok:
-                    isolated[(run.config_id, run.runtime, run.language, run.isolated_side)].append(
-                        (ar.end_ns - ar.start_ns) / metrics.NS_PER_S
-                    )
+    per_run = [(result, _agent_runs(records), records) for result, records in runs]
+    isolated = _isolated_durations(per_run)
 
     rows: list[dict[str, Any]] = []
     failed: list[str] = []
@@ -126,49 +118,7 @@ def load_artifacts(root: Path, spec: Spec | None = None) -> KitData:
             "language": run.language,
             "run_index": run.repetition,
         }
-        memory = {c.name: c.memory_peak_bytes for c in result.containers if c.memory_peak_bytes is not None}
-        figures: dict[str, metrics.AgentFigures] = {}
-        run_rows: list[dict[str, Any]] = []
-        for (role, _idx), (ar, calls) in sorted(agents.items()):
-            fig = metrics.agent_figures(ar, calls)
-            figures[role] = fig
-            side = {"collector": "a", "insight": "b"}.get(role, "")
-            g, c, t = options_of(ar.options)
-            peak = ar.peak_rss_bytes or next((v for k, v in memory.items() if role in k), None)
-            startup = ar.process_start_to_first_request_ns
-            run_rows.append(
-                {
-                    **ident,
-                    "level": "agent",
-                    "role": role,
-                    "side": side,
-                    "ok": result.status == "ok" and ar.ok,
-                    "num_gpu": g,
-                    "num_ctx": c,
-                    "temperature": t,
-                    "exec_s": fig.exec_s,
-                    "tps": nan_if_none(fig.tps_mean),
-                    "client_tps": nan_if_none(fig.client_tps_mean),
-                    "ttft_ms": nan_if_none(fig.ttft_ms_mean),
-                    "tokens": float(fig.tokens),
-                    "load_ms": fig.load_ms_sum,
-                    "prompt_eval_ms": fig.prompt_eval_ms_sum,
-                    "eval_ms": fig.eval_ms_sum,
-                    "files_ingested": float(fig.files_ingested),
-                    "calls_ok": float(fig.calls_ok),
-                    "calls_failed": float(fig.calls_failed),
-                    "peak_memory_mb": peak / MIB if peak else math.nan,
-                    "startup_s": startup / metrics.NS_PER_S if startup is not None else math.nan,
-                }
-            )
-            for call in calls:
-                run_rows.append(
-                    {**ident, **_call_row(call), "side": side, "num_gpu": g, "num_ctx": c, "temperature": t}
-                )
-        for rec in records:
-            if isinstance(rec, CallRecord) and not any(rec in calls for _ar, calls in agents.values()):
-                g, c, t = options_of(rec.options)
-                run_rows.append({**ident, **_call_row(rec), "side": "", "num_gpu": g, "num_ctx": c, "temperature": t})
+        run_rows, figures = _agent_rows(ident, result, agents, records)
         add_improvements(run_rows)
         multi = next((r for r in records if isinstance(r, MultiRunRecord)), None)
         if multi is not None and "collector" in figures and "insight" in figures:
@@ -181,36 +131,8 @@ def load_artifacts(root: Path, spec: Spec | None = None) -> KitData:
                 isolated_collector_s=stats.mean(iso_a) if iso_a else None,
                 isolated_insight_s=stats.mean(iso_b) if iso_b else None,
             )
-            ca, ci = figures["collector"], figures["insight"]
             ok = result.status == "ok" and multi.ok and all(r["ok"] for r in run_rows if r["level"] == "agent")
-            run_rows.append(
-                {
-                    **ident,
-                    "level": "multi",
-                    "role": "pair",
-                    "side": "",
-                    "ok": ok,
-                    "concurrent_wall_s": mf.concurrent_wall_s,
-                    "a_exec_s": ca.exec_s,
-                    "b_exec_s": ci.exec_s,
-                    "sequential_estimate_s": mf.original.sequential_estimate_s,
-                    "speedup": mf.original.speedup,
-                    "efficiency_pct": mf.original.efficiency_pct,
-                    "contention": mf.original.contention,
-                    "isolated_a_s": stats.mean(iso_a) if iso_a else math.nan,
-                    "isolated_b_s": stats.mean(iso_b) if iso_b else math.nan,
-                    "true_efficiency_pct": nan_if_none(mf.true_efficiency_pct),
-                    "aggregate_tps": mf.aggregate_tps,
-                    "a_tps": nan_if_none(ca.tps_mean),
-                    "b_tps": nan_if_none(ci.tps_mean),
-                    "a_ttft_ms": nan_if_none(ca.ttft_ms_mean),
-                    "b_ttft_ms": nan_if_none(ci.ttft_ms_mean),
-                    "a_tokens": float(ca.tokens),
-                    "b_tokens": float(ci.tokens),
-                    "throughput_delta_tps": nan_if_none(mf.throughput_delta_tps),
-                    "ttft_delta_ms": nan_if_none(mf.ttft_delta_ms),
-                }
-            )
+            run_rows.append({**ident, **_multi_row(mf, figures, iso_a, iso_b), "ok": ok})
             if timeline_run is None and ok and run.kind == "protocol":
                 timeline_run = (multi, [r for r in records if isinstance(r, CallRecord)], run.run_id)
         elif multi is not None:
@@ -219,6 +141,102 @@ def load_artifacts(root: Path, spec: Spec | None = None) -> KitData:
     frame = to_frame(rows)
     timeline = timeline_frame(*timeline_run) if timeline_run else _empty_timeline()
     return KitData(root, frame, sweep, provenance, timeline, failed, notes)
+
+
+def _isolated_durations(per_run: list[_PerRun]) -> dict[tuple[str, str, str, str], list[float]]:
+    """Durations of the successful isolated agent runs, keyed by (config, runtime, language, side)."""
+    isolated: dict[tuple[str, str, str, str], list[float]] = defaultdict(list)
+    for result, agents, _records in per_run:
+        run = result.run
+        if run.kind == "isolated" and result.status == "ok" and run.isolated_side:
+            for ar, _calls in agents.values():
+                if ar.ok:
+                    isolated[(run.config_id, run.runtime, run.language, run.isolated_side)].append(
+                        (ar.end_ns - ar.start_ns) / metrics.NS_PER_S
+                    )
+    return isolated
+
+
+def _agent_rows(
+    ident: dict[str, Any], result: RunResult, agents: _Agents, records: list[Record]
+) -> tuple[list[dict[str, Any]], dict[str, metrics.AgentFigures]]:
+    """One agent row per agent run and one call row per call (calls outside an agent run included)."""
+    memory = {c.name: c.memory_peak_bytes for c in result.containers if c.memory_peak_bytes is not None}
+    figures: dict[str, metrics.AgentFigures] = {}
+    run_rows: list[dict[str, Any]] = []
+    for (role, _idx), (ar, calls) in sorted(agents.items()):
+        fig = metrics.agent_figures(ar, calls)
+        figures[role] = fig
+        side = {"collector": "a", "insight": "b"}.get(role, "")
+        g, c, t = options_of(ar.options)
+        peak = ar.peak_rss_bytes or next((v for k, v in memory.items() if role in k), None)
+        startup = ar.process_start_to_first_request_ns
+        run_rows.append(
+            {
+                **ident,
+                "level": "agent",
+                "role": role,
+                "side": side,
+                "ok": result.status == "ok" and ar.ok,
+                "num_gpu": g,
+                "num_ctx": c,
+                "temperature": t,
+                "exec_s": fig.exec_s,
+                "tps": nan_if_none(fig.tps_mean),
+                "client_tps": nan_if_none(fig.client_tps_mean),
+                "ttft_ms": nan_if_none(fig.ttft_ms_mean),
+                "tokens": float(fig.tokens),
+                "load_ms": fig.load_ms_sum,
+                "prompt_eval_ms": fig.prompt_eval_ms_sum,
+                "eval_ms": fig.eval_ms_sum,
+                "files_ingested": float(fig.files_ingested),
+                "calls_ok": float(fig.calls_ok),
+                "calls_failed": float(fig.calls_failed),
+                "peak_memory_mb": peak / MIB if peak else math.nan,
+                "startup_s": startup / metrics.NS_PER_S if startup is not None else math.nan,
+            }
+        )
+        for call in calls:
+            run_rows.append({**ident, **_call_row(call), "side": side, "num_gpu": g, "num_ctx": c, "temperature": t})
+    for rec in records:
+        if isinstance(rec, CallRecord) and not any(rec in calls for _ar, calls in agents.values()):
+            g, c, t = options_of(rec.options)
+            run_rows.append({**ident, **_call_row(rec), "side": "", "num_gpu": g, "num_ctx": c, "temperature": t})
+    return run_rows, figures
+
+
+def _multi_row(
+    mf: metrics.MultiFigures,
+    figures: dict[str, metrics.AgentFigures],
+    iso_a: list[float] | None,
+    iso_b: list[float] | None,
+) -> dict[str, Any]:
+    """The figures of one concurrent run: the originals' efficiency, true efficiency, aggregate rate."""
+    ca, ci = figures["collector"], figures["insight"]
+    return {
+        "level": "multi",
+        "role": "pair",
+        "side": "",
+        "concurrent_wall_s": mf.concurrent_wall_s,
+        "a_exec_s": ca.exec_s,
+        "b_exec_s": ci.exec_s,
+        "sequential_estimate_s": mf.original.sequential_estimate_s,
+        "speedup": mf.original.speedup,
+        "efficiency_pct": mf.original.efficiency_pct,
+        "contention": mf.original.contention,
+        "isolated_a_s": stats.mean(iso_a) if iso_a else math.nan,
+        "isolated_b_s": stats.mean(iso_b) if iso_b else math.nan,
+        "true_efficiency_pct": nan_if_none(mf.true_efficiency_pct),
+        "aggregate_tps": mf.aggregate_tps,
+        "a_tps": nan_if_none(ca.tps_mean),
+        "b_tps": nan_if_none(ci.tps_mean),
+        "a_ttft_ms": nan_if_none(ca.ttft_ms_mean),
+        "b_ttft_ms": nan_if_none(ci.ttft_ms_mean),
+        "a_tokens": float(ca.tokens),
+        "b_tokens": float(ci.tokens),
+        "throughput_delta_tps": nan_if_none(mf.throughput_delta_tps),
+        "ttft_delta_ms": nan_if_none(mf.ttft_delta_ms),
+    }
 
 
 def _agent_runs(records: Iterable[Record]) -> dict[tuple[str, int], tuple[AgentRunRecord, list[CallRecord]]]:

@@ -144,51 +144,8 @@ def _import_multi(
         }
         side: dict[str, dict[str, float]] = {}
         for s, role in (("a", "collector"), ("b", "insight")):
-            fig = {
-                "tps": num(rec.get(f"{s}_tps_avg")),
-                "ttft_ms": num(rec.get(f"{s}_ttft_ms_avg")),
-                "tokens": num(rec.get(f"{s}_tokens")),
-            }
-            side[s] = fig
-            rows.append(
-                {
-                    **ident,
-                    "level": "agent",
-                    "role": role,
-                    "side": s,
-                    "num_gpu": side_opts[s][0],
-                    "num_ctx": side_opts[s][1],
-                    "temperature": side_opts[s][2],
-                    "exec_s": num(rec.get(f"{s}_exec_s")),
-                    **fig,
-                    "load_ms": num(rec.get(f"{s}_load_ms_sum")),
-                    "prompt_eval_ms": num(rec.get(f"{s}_prompt_eval_ms_sum")),
-                    "eval_ms": num(rec.get(f"{s}_eval_ms_sum")),
-                    "files_ingested": num(rec.get(f"{s}_files_ingested")),
-                    "calls_ok": num(rec.get(f"{s}_llm_calls")),
-                }
-            )
-            k = 1
-            two_call = f"{s}_call2_tps" in rec
-            while f"{s}_call{k}_tps" in rec or f"{s}_call{k}_ttft_ms" in rec:
-                rows.append(
-                    {
-                        **ident,
-                        "level": "call",
-                        "role": role,
-                        "side": s,
-                        "stage": TWO_CALL_STAGES.get(k, "single") if two_call else "single",
-                        "call_index": k,
-                        "num_gpu": side_opts[s][0],
-                        "num_ctx": side_opts[s][1],
-                        "temperature": side_opts[s][2],
-                        "tps": num(rec.get(f"{s}_call{k}_tps")),
-                        "ttft_ms": num(rec.get(f"{s}_call{k}_ttft_ms")),
-                        "tokens": num(rec.get(f"{s}_call{k}_tokens")),
-                        "load_ms": num(rec.get(f"{s}_call{k}_load_ms")),
-                    }
-                )
-                k += 1
+            side[s], side_rows = _side_rows(rec, ident, s, role, side_opts[s])
+            rows.extend(side_rows)
         tokens = side["a"]["tokens"] + side["b"]["tokens"]
         rows.append(
             {
@@ -224,6 +181,58 @@ def _import_multi(
             }
         )
     return rows
+
+
+def _side_rows(
+    rec: dict[str, Any], ident: dict[str, Any], s: str, role: str, opts: tuple[float, float, float]
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """One side of a multi-agent record: its agent row and one row per recorded call (``{s}_callN_*``)."""
+    out: list[dict[str, Any]] = []
+    fig = {
+        "tps": num(rec.get(f"{s}_tps_avg")),
+        "ttft_ms": num(rec.get(f"{s}_ttft_ms_avg")),
+        "tokens": num(rec.get(f"{s}_tokens")),
+    }
+    out.append(
+        {
+            **ident,
+            "level": "agent",
+            "role": role,
+            "side": s,
+            "num_gpu": opts[0],
+            "num_ctx": opts[1],
+            "temperature": opts[2],
+            "exec_s": num(rec.get(f"{s}_exec_s")),
+            **fig,
+            "load_ms": num(rec.get(f"{s}_load_ms_sum")),
+            "prompt_eval_ms": num(rec.get(f"{s}_prompt_eval_ms_sum")),
+            "eval_ms": num(rec.get(f"{s}_eval_ms_sum")),
+            "files_ingested": num(rec.get(f"{s}_files_ingested")),
+            "calls_ok": num(rec.get(f"{s}_llm_calls")),
+        }
+    )
+    k = 1
+    two_call = f"{s}_call2_tps" in rec
+    while f"{s}_call{k}_tps" in rec or f"{s}_call{k}_ttft_ms" in rec:
+        out.append(
+            {
+                **ident,
+                "level": "call",
+                "role": role,
+                "side": s,
+                "stage": TWO_CALL_STAGES.get(k, "single") if two_call else "single",
+                "call_index": k,
+                "num_gpu": opts[0],
+                "num_ctx": opts[1],
+                "temperature": opts[2],
+                "tps": num(rec.get(f"{s}_call{k}_tps")),
+                "ttft_ms": num(rec.get(f"{s}_call{k}_ttft_ms")),
+                "tokens": num(rec.get(f"{s}_call{k}_tokens")),
+                "load_ms": num(rec.get(f"{s}_call{k}_load_ms")),
+            }
+        )
+        k += 1
+    return fig, out
 
 
 def _single_ident(rec: dict[str, Any], common: dict[str, Any], language: str, spec: Spec | None) -> dict[str, Any]:
