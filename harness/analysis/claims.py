@@ -172,6 +172,10 @@ def measure(
     stat = claim.statistic
     if claim.relative_to is not None:
         return _relative(frame, rows, claim, base, level=level, seed=seed)
+    if stat == "best_config_mean" and claim.config is None:
+        config_means = [float(g.mean()) for _k, g in groups]
+        best = (min if claim.metric in LOWER_IS_BETTER else max)(config_means)
+        return Measurement(best, stats.NO_INTERVAL, len(groups), **base)
     if stat == "best_config_mean":
         labels = {str(k): str(v) for k, v in rows.groupby("config_id")["config_label"].first().items()}
         return _best_config(groups, claim, base, labels, level=level)

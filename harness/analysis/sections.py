@@ -81,7 +81,8 @@ def how_section(data: ReportData) -> Section:
                 f"{v.published_text} {v.unit} — {v.statistic} over {v.over}; {v.published_identity}",
                 v.source,
                 f"{_num(v.measured)} — {v.measured_identity or 'not in the data'}",
-                f"{v.n} ({v.n_runs} runs, fewest per config {v.runs_per_group_min or '—'})",
+                f"{v.n} ({v.n_runs} run{'' if v.n_runs == 1 else 's'}, fewest per config "
+                f"{v.runs_per_group_min or '—'})",
                 _interval(v),
                 _band(v),
                 v.verdict.replace("_", " "),

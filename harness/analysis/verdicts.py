@@ -108,7 +108,7 @@ def _filled(base: dict[str, Any], m: Measurement | None, published: float) -> di
 
 
 def _measured_identity(m: Measurement) -> str:
-    text = f"{m.identity}; {m.n_runs} runs"
+    text = f"{m.identity}; {m.n_runs} run{'' if m.n_runs == 1 else 's'}"
     if m.successes is not None:
         text += f", {m.successes} of {m.n_runs if m.n == m.n_runs else m.n}"
     if m.winner is not None:
@@ -150,8 +150,11 @@ def judge_recomputation(
         reason = f"the data gives {shown} over {m.n_runs} runs; the report's figure is over {claim.runs} runs"
         return ClaimVerdict(**filled, verdict="differs", reason=reason)
     in_band = band[0] <= m.value <= band[1]
-    if claim.statistic == "best_config_mean":
+    if claim.statistic == "best_config_mean" and claim.config is not None:
         return _judge_identity(claim, m, filled, in_band)
+    if claim.gaps():
+        gaps = "; ".join(claim.gaps())
+        shown += f" (identity not checked: the spec gives {gaps})"
     if in_band:
         reason = f"the data gives {shown}, equal to the published {claim.published} at its precision"
         return ClaimVerdict(**filled, verdict="matches", reason=reason)
@@ -249,6 +252,8 @@ def _remeasure_rule(
         )
     if m is None:
         return "inconclusive", f"nothing measured for this claim: {missing}"
+    if claim.statistic in ("count", "best_config_mean") and claim.gaps():
+        return "inconclusive", "the spec gives " + "; ".join(claim.gaps())
     if band is None:
         return "inconclusive", "the spec declares no tolerance for this claim, so no equivalence can be judged"
     needs_runs = claim.statistic in claims.DISPERSION or claim.statistic == "best_config_mean"
@@ -262,7 +267,7 @@ def _remeasure_rule(
         return "inconclusive", f"no interval of positive width from {m.n_runs} run(s): [{_g(ci.low)}, {_g(ci.high)}]"
     unit = "% of runs" if claim.statistic == "count" else claim.unit
     where = f"{ci.level:.0%} {ci.method} interval [{_g(ci.low)}, {_g(ci.high)}] {unit}"
-    band_text = f"band [{_g(band[0])}, {_g(band[1])}]"
+    band_text = f"band [{_g(band[0])}, {_g(band[1])}]" + ("" if claim.tolerance_why else " (the spec gives no reason)")
     if claim.statistic == "best_config_mean" and m.named_rank != 1:
         if ci.high < band[0] or ci.low > band[1]:
             return "not_reproduced", f"config {m.winner} wins; the named config's {where} lies outside the {band_text}"
