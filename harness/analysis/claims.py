@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypedDict
 
 import numpy as np
@@ -25,6 +25,19 @@ LOWER_IS_BETTER = frozenset({"ttft_ms", "peak_memory_mb", "startup_s"})
 DISPERSION = frozenset({"std", "cv_pct", "p5", "median", "max", "min"})
 """Statistics of a distribution of runs: a design with one run per config cannot estimate them."""
 _FILTER_ONLY = {"level", "run_kind", "kind"}
+PERCENT_BOUNDED = frozenset({"efficiency_pct"})
+"""Metrics whose formula cannot leave 0–100 % (exec ≤ wall for each agent)."""
+
+
+def possible_range(claim: Claim) -> tuple[float, float]:
+    """What the claim's statistic can possibly be: bands and intervals are clipped to it."""
+    if claim.relative_to is not None or claim.metric in ("tps_improvement_pct", "ttft_reduction_pct"):
+        return -math.inf, math.inf
+    if claim.statistic in ("count", "fraction"):
+        return 0.0, 100.0
+    if claim.metric in PERCENT_BOUNDED and claim.statistic not in ("std", "cv_pct"):
+        return 0.0, 100.0
+    return 0.0, math.inf
 
 
 class _Base(TypedDict):
@@ -164,7 +177,17 @@ def measure(
     frame: pd.DataFrame, claim: Claim, *, level: float = stats.DEFAULT_LEVEL, seed: int = stats.DEFAULT_SEED
 ) -> Measurement:
     """The claim's statistic and interval: t for means, exact binomial for counts and rates, seeded stratified
-    bootstrap (resampling runs inside each config) for everything else."""
+    bootstrap (resampling runs inside each config) for everything else; the interval is clipped to what the
+    statistic can possibly be (a t interval of efficiencies near 100 % does not reach past it)."""
+    m = _measure(frame, claim, level=level, seed=seed)
+    low, high = possible_range(claim)
+    ci = m.interval
+    if math.isfinite(ci.low) and math.isfinite(ci.high):
+        ci = stats.Interval(max(ci.low, low), min(ci.high, high), ci.level, ci.method)
+    return replace(m, interval=ci)
+
+
+def _measure(frame: pd.DataFrame, claim: Claim, *, level: float, seed: int) -> Measurement:
     rows = select(frame, claim)
     groups = _groups(rows, claim.metric)
     sizes = {k: int(v.size) for k, v in groups}

@@ -238,7 +238,8 @@ def _band(claim: Claim) -> tuple[float, float] | None:
     centre = claim.value
     if claim.statistic == "count" and claim.runs:
         centre = claim.value / claim.runs * 100
-    return centre - claim.tolerance, centre + claim.tolerance
+    low, high = claims.possible_range(claim)
+    return max(centre - claim.tolerance, low), min(centre + claim.tolerance, high)
 
 
 def _remeasure_rule(

@@ -143,6 +143,17 @@ def test_remeasurement_band_rules() -> None:
     assert judge(hw, frame, gpu_name="NVIDIA GeForce RTX 4080 Laptop GPU", simulated=False).verdict == "reproduced"
 
 
+def test_bands_and_intervals_stay_inside_what_the_formula_allows() -> None:
+    frame = _frame({"a": [99.5, 99.9, 99.99], "b": [99.7, 99.95, 99.8]})
+    peak = _claim("99.992", statistic="max", **BAND)
+    v = verdicts.judge_remeasurement(peak, frame, gpu_name=None, simulated=False)
+    assert v.band_low == pytest.approx(98.992) and v.band_high == 100.0  # never 100.992 %
+    mean = verdicts.judge_remeasurement(
+        _claim("99.5", **BAND), _frame({"a": [99.9, 95.0]}), gpu_name=None, simulated=False
+    )
+    assert mean.ci_high == 100.0 and mean.ci_low is not None and mean.ci_low >= 0.0
+
+
 def test_one_run_per_config_never_reproduces_a_spread_or_a_best_config() -> None:
     frame = _frame({c: [98.0 + i / 10] for i, c in enumerate("abcdef")})
     for claim in (
