@@ -176,12 +176,14 @@ def runtime_distributions(frame: pd.DataFrame, out_dir: Path) -> Figure:
 
 
 def ttft_and_throughput(frame: pd.DataFrame, out_dir: Path) -> Figure:
-    """Mean TTFT and server-side throughput per config and agent role."""
+    """Mean TTFT and server-side throughput per config and agent role (per runtime when there are several)."""
     name, title = "ttft_throughput_per_config", "TTFT and throughput per config and agent"
     agents = _ok(frame, "agent")
     agents = agents[agents["tps"].notna() | agents["ttft_ms"].notna()] if not agents.empty else agents
     if agents.empty:
         return _skip(name, title, "no agent runs with throughput or TTFT")
+    if agents["runtime"].nunique() > 1:  # never pooled across runtimes: one bar group per runtime and config
+        agents = agents.assign(config_id=agents["runtime"].astype(str) + " · " + agents["config_id"].astype(str))
     table = agents.groupby(["config_id", "role"], sort=True)[["tps", "ttft_ms"]].mean().reset_index()
     configs = sorted(table["config_id"].unique())
     roles = sorted(table["role"].unique())
