@@ -155,6 +155,8 @@ def judge_recomputation(
     if claim.gaps():
         gaps = "; ".join(claim.gaps())
         shown += f" (identity not checked: the spec gives {gaps})"
+    if claim.config is not None:
+        shown += f" for config {claim.config}"
     if in_band:
         reason = f"the data gives {shown}, equal to the published {claim.published} at its precision"
         return ClaimVerdict(**filled, verdict="matches", reason=reason)
