@@ -239,10 +239,17 @@ def bundle(c: Context, dir: str, out: str = "") -> None:
     _sh(f"{PY} -m harness bundle {shlex.quote(dir)}" + _opt("--out", out))
 
 
-@task(help={"csv": "originals' per-run CSV (shared/reference/data)", "report": "trNNN", "out": "report folder"})
-def analyze(c: Context, csv: str, report: str, out: str = "") -> None:
-    """Recompute a report's published figures from the originals' records and judge its claims."""
-    _sh(f"{PY} -m harness analyze --import {shlex.quote(csv)} --report {shlex.quote(report)}" + _opt("--out", out))
+@task(
+    help={
+        "import": "originals' per-run CSV (shared/reference/data)",
+        "report": "trNNN",
+        "out": "report folder (default: artifacts/<report>-import)",
+    }
+)
+def analyze(c: Context, import_: str, report: str, out: str = "") -> None:
+    """Judge a report's claims on the originals' own records (recomputation); prints the verdict table."""
+    cmd = f"{PY} -m harness analyze --import {shlex.quote(import_)} --report {shlex.quote(report)}"
+    _sh(cmd + _opt("--out", out))
 
 
 @task(name="report", help={"dir": "artifact folder"})

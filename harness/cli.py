@@ -79,10 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--interleave-seed", type=int, default=None, help="shuffle the runs reproducibly")
 
-    analyze = verbs.add_parser("analyze", help="recompute a report's published figures from original records")
+    analyze = verbs.add_parser("analyze", help="judge a report's claims on the originals' own per-run records")
     analyze.add_argument("--import", dest="import_csv", type=Path, required=True, help="originals' per-run CSV")
     analyze.add_argument("--report", required=True, help="trNNN: the spec whose claims are judged")
-    analyze.add_argument("--out", type=Path, default=None, help="also write a full report to this folder")
+    analyze.add_argument("--out", type=Path, default=None, help="report folder (default: artifacts/<report>-import)")
 
     report = verbs.add_parser("report", help="rebuild report.md/report.html and figures from an artifact folder")
     report.add_argument("dir", type=Path)
@@ -192,8 +192,8 @@ def _images(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace, settings: Settings) -> int:
-    from harness.analysis.frames import format_summary, import_and_summarize
     from harness.analysis.report import build_report_from_import
+    from harness.analysis.verdicts import verdict_table
     from harness.protocol.spec import load_spec, spec_path
 
     spec = load_spec(spec_path(settings.experiments_dir, args.report))
@@ -202,10 +202,9 @@ def _analyze(args: argparse.Namespace, settings: Settings) -> int:
             f"no such file: {args.import_csv}",
             hint="pass an originals' CSV: shared/reference/data/*.csv (copied in tests/fixtures/reference-data/)",
         )
-    print(format_summary(import_and_summarize(args.import_csv, spec.id, spec=spec)))
-    if args.out is not None:
-        result = build_report_from_import(args.import_csv, spec, args.out)
-        print(f"report written to {result.markdown}")
+    result = build_report_from_import(args.import_csv, spec, args.out or settings.artifacts_dir / f"{spec.id}-import")
+    print(verdict_table(result.verdicts))
+    print(f"report written to {result.markdown}")
     return EXIT_OK
 
 

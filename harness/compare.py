@@ -21,7 +21,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from harness.analysis import distributions
-from harness.analysis.frames import KitData, load_artifacts
+from harness.analysis.measured import KitData, load_artifacts
 from harness.errors import BadInputError
 from harness.evidence.verify import Drift, environment_drift
 from harness.protocol.spec import Claim, Spec, load_spec

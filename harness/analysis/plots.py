@@ -1,6 +1,6 @@
 """Figures for the report: the kit's only matplotlib user (Agg, no display), each figure as PNG and SVG.
 
-Every function takes tables (the tidy frame of :mod:`harness.analysis.frames`, verdicts as plain dicts) and an output
+Every function takes tables (the tidy frame of :mod:`harness.analysis.tidy`, verdicts as plain dicts) and an output
 folder, and returns a :class:`Figure`; when the data a figure needs is absent (imported CSVs have no isolated
 runs and no chunk timelines) it returns a Figure with no files and a note saying why, never an empty plot.
 SVGs are written with a fixed hash salt and no date so a rebuilt report is byte-identical.
@@ -21,9 +21,19 @@ matplotlib.use("Agg")
 import pandas as pd
 from matplotlib.figure import Figure as MplFigure
 
+from harness.analysis import stats
+
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 4.5, 100
 """Every PNG is 800 × 450 pixels."""
-VERDICT_COLOURS = {"reproduced": "#2e7d32", "not_reproduced": "#c62828", "not_comparable": "#9e9e9e"}
+VERDICT_COLOURS = {
+    "matches": "#2e7d32",
+    "reproduced": "#2e7d32",
+    "differs": "#c62828",
+    "not_reproduced": "#c62828",
+    "inconclusive": "#f9a825",
+    "not_in_the_data": "#9e9e9e",
+    "not_comparable": "#9e9e9e",
+}
 ROLE_COLOURS = {"collector": "#1565c0", "insight": "#ef6c00", "baseline": "#6a1b9a", "chimera": "#00897b"}
 _RC: Any = {"svg.hashsalt": "chimeraforge-kit", "font.size": 8}
 
@@ -84,7 +94,7 @@ def published_vs_reproduced(verdicts: Sequence[Mapping[str, Any]], out_dir: Path
 
         mid = rel(v["measured"])
         low, high = rel(v.get("ci_low")), rel(v.get("ci_high"))
-        colour = VERDICT_COLOURS.get(str(v["verdict"]), "#000000")
+        colour = VERDICT_COLOURS.get(str(v["verdict"]).removeprefix("rehearsal_"), "#000000")
         if not (math.isnan(low) or math.isnan(high)):
             ax.plot([low, high], [i, i], color=colour, linewidth=2, alpha=0.5)
         ax.plot([mid], [i], marker="o", color=colour)
@@ -105,39 +115,46 @@ def published_vs_reproduced(verdicts: Sequence[Mapping[str, Any]], out_dir: Path
 
 
 def efficiency_per_config(frame: pd.DataFrame, out_dir: Path) -> Figure:
-    """The originals' efficiency per config (mean ± sample σ) beside the true efficiency where measured."""
-    name, title = "efficiency_per_config", "Multi-agent efficiency per config (mean ± σ over runs)"
+    """The originals' efficiency per config, one panel per runtime (never pooled across runtimes): the mean with
+    its 95 % t interval clipped to what the formula allows (0–100 %), beside the true efficiency where measured.
+    A config with one run gets a bare marker: one run per config has no interval."""
+    name, title = "efficiency_per_config", "Multi-agent efficiency per config and runtime (mean, 95 % interval)"
     multi = _ok(frame, "multi")
     if multi.empty:
         return _skip(name, title, "no multi-agent runs")
-    g = multi.groupby("config_id", sort=True)
-    orig_mean, orig_std = g["efficiency_pct"].mean(), g["efficiency_pct"].std()
-    true_mean = g["true_efficiency_pct"].mean()
-    labels = [str(cid) for cid in orig_mean.index]
-    fig, axes = _new()
-    ax = axes[0][0]
-    xs = range(len(orig_mean))
-    has_true = bool(true_mean.notna().any())
-    width = 0.4 if has_true else 0.8
-    ax.bar(
-        [x - (width / 2 if has_true else 0) for x in xs],
-        orig_mean.to_numpy(),
-        width,
-        yerr=orig_std.fillna(0).to_numpy(),
-        label="originals' formula (balance)",
-        color="#90a4ae",
-    )
-    if has_true:
-        ax.bar(
-            [x + width / 2 for x in xs], true_mean.to_numpy(), width, label="true (vs isolated runs)", color="#1565c0"
-        )
-    ax.axhline(50, color="#c62828", linewidth=0.8, linestyle="--", label="50 %: one after the other")
-    ax.set_xticks(list(xs), labels, rotation=30, ha="right", fontsize=6)
-    ax.set_ylabel("efficiency, %")
-    ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=7)
-    note = None if has_true else "true efficiency not available (no isolated runs)"
-    return _save(fig, out_dir, name, title, note)
+    runtimes = sorted(str(r) for r in multi["runtime"].unique())
+    fig, axes = _new(len(runtimes), 1)
+    fig.set_size_inches(WIDTH_IN, max(HEIGHT_IN, 2.2 * len(runtimes)))
+    single_run = False
+    has_true = bool(multi["true_efficiency_pct"].notna().any())
+    for r, runtime in enumerate(runtimes):
+        ax = axes[r][0]
+        rows = multi[multi["runtime"] == runtime]
+        configs = sorted(str(c) for c in rows["config_id"].unique())
+        for x, config in enumerate(configs):
+            values = rows[rows["config_id"] == config]["efficiency_pct"].astype(float).to_numpy()
+            mean = stats.mean(values)
+            if values.size < 2:
+                single_run = True
+                ax.plot([x], [mean], marker="o", markerfacecolor="none", color="#607d8b")
+                continue
+            ci = stats.t_interval(values)
+            low, high = max(ci.low, 0.0), min(ci.high, 100.0)
+            ax.errorbar([x], [mean], yerr=[[mean - low], [high - mean]], fmt="o", color="#607d8b", capsize=3)
+        if has_true:
+            true = rows.groupby("config_id")["true_efficiency_pct"].mean().reindex(configs)
+            ax.plot(range(len(configs)), true.to_numpy(), marker="s", linestyle="", color="#1565c0")
+        ax.axhline(50, color="#c62828", linewidth=0.8, linestyle="--")
+        ax.set_ylim(min(45.0, float(rows["efficiency_pct"].min()) - 2), 101)
+        ax.set_xticks(range(len(configs)), configs, rotation=30, ha="right", fontsize=6)
+        ax.set_ylabel(f"{runtime}\nefficiency, %", fontsize=7)
+    axes[0][0].set_title(title + ("; squares: true efficiency" if has_true else "") + "; dashed: 50 %")
+    notes = []
+    if single_run:
+        notes.append("one run per config: a bare marker, no interval")
+    if not has_true:
+        notes.append("true efficiency not available (no isolated runs)")
+    return _save(fig, out_dir, name, title, "; ".join(notes) or None)
 
 
 def runtime_distributions(frame: pd.DataFrame, out_dir: Path) -> Figure:
@@ -159,12 +176,14 @@ def runtime_distributions(frame: pd.DataFrame, out_dir: Path) -> Figure:
 
 
 def ttft_and_throughput(frame: pd.DataFrame, out_dir: Path) -> Figure:
-    """Mean TTFT and server-side throughput per config and agent role."""
+    """Mean TTFT and server-side throughput per config and agent role (per runtime when there are several)."""
     name, title = "ttft_throughput_per_config", "TTFT and throughput per config and agent"
     agents = _ok(frame, "agent")
     agents = agents[agents["tps"].notna() | agents["ttft_ms"].notna()] if not agents.empty else agents
     if agents.empty:
         return _skip(name, title, "no agent runs with throughput or TTFT")
+    if agents["runtime"].nunique() > 1:  # never pooled across runtimes: one bar group per runtime and config
+        agents = agents.assign(config_id=agents["runtime"].astype(str) + " · " + agents["config_id"].astype(str))
     table = agents.groupby(["config_id", "role"], sort=True)[["tps", "ttft_ms"]].mean().reset_index()
     configs = sorted(table["config_id"].unique())
     roles = sorted(table["role"].unique())

@@ -10,6 +10,7 @@ identical byte for byte.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -104,6 +105,14 @@ class Interval:
     def half_width(self) -> float:
         return (self.high - self.low) / 2
 
+    @property
+    def usable(self) -> bool:
+        """Finite and of positive width: an interval of zero width says nothing about the uncertainty."""
+        return math.isfinite(self.low) and math.isfinite(self.high) and self.high > self.low
+
+    def scaled(self, factor: float) -> Interval:
+        return Interval(self.low * factor, self.high * factor, self.level, self.method)
+
 
 NO_INTERVAL = Interval(math.nan, math.nan, DEFAULT_LEVEL, "none")
 
@@ -113,10 +122,20 @@ def t_interval(values: ArrayLike, level: float = DEFAULT_LEVEL) -> Interval:
     data = _arr(values)
     if data.size < 2:
         return Interval(math.nan, math.nan, level, "t")
-    m = float(data.mean())
     se = float(data.std(ddof=1)) / math.sqrt(data.size)
-    half = float(_sp.t.ppf(0.5 + level / 2, data.size - 1)) * se
-    return Interval(m - half, m + half, level, "t")
+    if se == 0:
+        m = float(data.mean())
+        return Interval(m, m, level, "t")
+    low, high = _sp.t.interval(level, data.size - 1, loc=float(data.mean()), scale=se)
+    return Interval(float(low), float(high), level, "t")
+
+
+def binomial_interval(successes: int, n: int, level: float = DEFAULT_LEVEL) -> Interval:
+    """Exact (Clopper–Pearson) interval of a proportion ``successes / n``, from scipy; NaN without trials."""
+    if n <= 0:
+        return Interval(math.nan, math.nan, level, "exact binomial")
+    ci = _sp.binomtest(successes, n).proportion_ci(confidence_level=level, method="exact")
+    return Interval(float(ci.low), float(ci.high), level, "exact binomial")
 
 
 def bootstrap_interval(
@@ -133,13 +152,32 @@ def bootstrap_interval(
     data = [g for g in data if g.size]
     if not data or sum(g.size for g in data) < 2:
         return Interval(math.nan, math.nan, level, "bootstrap")
-    rng = np.random.default_rng(seed)
-    draws = np.empty(resamples)
-    for i in range(resamples):
-        draws[i] = statistic([g[rng.integers(0, g.size, g.size)] for g in data])
-    alpha = (1 - level) / 2
-    low, high = np.nanpercentile(draws, [alpha * 100, (1 - alpha) * 100])
-    return Interval(float(low), float(high), level, "bootstrap")
+
+    # scipy resamples samples of two or more; a one-value group resamples to itself, so it is held fixed
+    free = [i for i, g in enumerate(data) if g.size >= 2]
+    if not free:
+        value = statistic(data)
+        return Interval(value, value, level, "bootstrap")
+
+    def over_samples(*samples: np.ndarray) -> float:
+        full = list(data)
+        for i, sample in zip(free, samples, strict=True):
+            full[i] = sample
+        return statistic(full)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a degenerate resample distribution is reported as a zero-width interval
+        res = _sp.bootstrap(
+            tuple(data[i] for i in free),
+            over_samples,
+            n_resamples=resamples,
+            confidence_level=level,
+            method="percentile",
+            vectorized=False,
+            paired=False,
+            rng=np.random.default_rng(seed),
+        )
+    return Interval(float(res.confidence_interval.low), float(res.confidence_interval.high), level, "bootstrap")
 
 
 @dataclass(frozen=True)

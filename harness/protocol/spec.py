@@ -150,24 +150,82 @@ class Config(_Strict):
         return self
 
 
+Over = Literal["runs", "configs"]
+
+
+def published_decimals(text: str) -> int:
+    """Decimals the report printed: ``"98.281"`` → 3, ``"50.00"`` → 2, ``"1437"`` → 0."""
+    mantissa = text.strip().lower().split("e")[0]
+    return len(mantissa.partition(".")[2])
+
+
 class Claim(_Strict):
-    """One published number the reproduction is judged against."""
+    """One published number the reproduction is judged against.
+
+    ``value`` is best written as a string exactly as the report printed it (``"50.00"``): its precision is the
+    equality a recomputation is held to. ``config`` names the config the figure belongs to (for
+    ``best_config_mean``: the config the report names best), so a verdict checks identity, not only the value.
+    ``tolerance`` (with ``tolerance_why``) is the equivalence band of a re-measurement.
+    """
 
     id: str = Field(min_length=1)
     statement: str
     metric: Metric
     statistic: Statistic
     value: float
+    published: str = Field(default="", description="the value as printed (filled from `value`)")
     unit: str
     where: dict[str, str] = Field(default_factory=dict, description="row filter, e.g. {runtime = 'tokio'}")
     relative_to: dict[str, str] | None = Field(
         default=None,
         description="the claim is the % difference of the statistic over `where` rows against these rows",
     )
+    over: Over = Field(default="runs", description="configs: the statistic is over the per-config means")
+    config: str | None = Field(default=None, description="the config the figure is of: a config id or label")
+    runs: int | None = Field(default=None, ge=1, description="how many runs the published figure is over")
     source: str = Field(description="where the report states it")
     comparability: Comparability
-    tolerance: float | None = Field(default=None, ge=0, description="absolute; default: the noise threshold")
+    tolerance: float | None = Field(default=None, ge=0, description="re-measurement: absolute half width of the band")
+    tolerance_why: str | None = Field(default=None, description="why that band: the original's σ, a threshold")
     note: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_published_text(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "value" in data:
+            raw = data["value"]
+            if isinstance(raw, bool):
+                return data
+            if isinstance(raw, str):
+                try:
+                    float(raw)
+                except ValueError:
+                    return data
+                return {**data, "published": raw.strip()}
+            if isinstance(raw, int | float) and not data.get("published"):
+                return {**data, "published": str(raw) if isinstance(raw, int) else repr(float(raw))}
+        return data
+
+    def gaps(self) -> list[str]:
+        """What a claim should state and does not (specs written before identity and bands were declared still
+        load; the verdict says what could not be checked, and the shipped specs are tested to have none)."""
+        out = []
+        if self.tolerance is not None and not self.tolerance_why:
+            out.append("`tolerance` without `tolerance_why`")
+        if self.statistic == "count" and self.runs is None:
+            out.append("a count without `runs` (its denominator)")
+        if self.statistic == "best_config_mean" and self.config is None:
+            out.append("a best_config_mean without `config` (the config the report names best)")
+        return out
+
+    @property
+    def decimals(self) -> int:
+        return published_decimals(self.published)
+
+    @property
+    def half_unit(self) -> float:
+        """Half a unit of the last printed digit: the reach of the report's rounding."""
+        return 0.5 * 10.0**-self.decimals
 
 
 class Spec(_Strict):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.analysis import frames as analysis
+from harness.analysis import originals, summary
 from harness.errors import BadInputError
 from harness.protocol.spec import parse_spec
 
@@ -45,12 +45,12 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def tr115(data_dir: Path) -> pd.DataFrame:
-    return analysis.import_original(data_dir / "tr115v2_runtimes.csv")
+    return originals.import_original(data_dir / "tr115v2_runtimes.csv")
 
 
 @pytest.fixture(scope="module")
 def tr110(data_dir: Path) -> pd.DataFrame:
-    return analysis.import_original(data_dir / "tr110_python_multiagent.csv")
+    return originals.import_original(data_dir / "tr110_python_multiagent.csv")
 
 
 PUBLISHED_TR115 = {
@@ -62,7 +62,7 @@ PUBLISHED_TR115 = {
 
 
 def test_tr115_per_runtime_mean_sigma_peak_min(tr115: pd.DataFrame) -> None:
-    table = analysis.summarize(tr115).tables["efficiency_per_runtime"].set_index("runtime")
+    table = summary.summarize(tr115).tables["efficiency_per_runtime"].set_index("runtime")
     for runtime, (mean, std, peak, low) in PUBLISHED_TR115.items():
         row = table.loc[runtime]
         assert row["n"] == 30
@@ -81,7 +81,7 @@ def test_tr115_recomputed_efficiency_matches_recorded(tr115: pd.DataFrame) -> No
 
 
 def test_tr110_peak_config_and_means(tr110: pd.DataFrame) -> None:
-    head = analysis.summarize(tr110).headline
+    head = summary.summarize(tr110).headline
     assert round(float(head["best_config_mean_pct"]), 2) == 99.25
     assert head["best_config"] == "phase_2_test_108 (80/2048/1.0)"
     assert round(float(head["efficiency_mean_pct"]), 2) == 93.21
@@ -96,8 +96,8 @@ def test_tr110_peak_config_and_means(tr110: pd.DataFrame) -> None:
 
 
 def test_tr111_baseline_from_the_per_call_file(data_dir: Path) -> None:
-    frame = analysis.import_original(data_dir / "tr111v2_rust_single_agent_calls.csv")
-    head = analysis.summarize(frame).headline
+    frame = originals.import_original(data_dir / "tr111v2_rust_single_agent_calls.csv")
+    head = summary.summarize(frame).headline
     assert round(float(head["baseline_tps_mean"]), 2) == 114.54
     assert round(float(head["baseline_ttft_ms_mean"]), 1) == 603.5
     assert round(float(head["baseline_tps_cv_pct_over_calls"]), 1) == 2.6
@@ -109,8 +109,8 @@ def test_tr111_baseline_from_the_per_call_file(data_dir: Path) -> None:
 
 
 def test_tr109_what_the_data_gives(data_dir: Path) -> None:
-    frame = analysis.import_original(data_dir / "tr109_python_single_agent.csv")
-    head = analysis.summarize(frame).headline
+    frame = originals.import_original(data_dir / "tr109_python_single_agent.csv")
+    head = summary.summarize(frame).headline
     assert round(float(head["configs_beating_baseline_pct"]), 1) == 38.9
     assert round(float(head["best_improvement_pct"]), 1) == 2.2
     assert head["best_improvement_config"] == "run_gpu60_ctx512_temp0p8"
@@ -125,14 +125,14 @@ def test_one_call_shape_and_unknown_columns(data_dir: Path, tmp_path: Path) -> N
     raw = pd.read_csv(data_dir / "tr115v2_runtimes.csv")
     drop = [c for c in raw.columns if "_call2_" in c or c.endswith(("_ingest_s", "_analysis_s", "_report_s"))]
     assert drop
-    old = raw.drop(columns=drop).assign(something_new="x")
+    old = raw.drop(columns=drop).assign(something_new="x", report="TR113")
     path = tmp_path / "old.csv"
     old.to_csv(path, index=False)
-    frame = analysis.import_original(path, "TR113")
+    frame = originals.import_original(path, "TR113")
     assert frame["report"].iloc[0] == "tr113"
     calls = frame[frame["level"] == "call"]
     assert set(calls["stage"]) == {"single"} and len(calls) == 300
-    full = analysis.import_original(data_dir / "tr115v2_runtimes.csv")
+    full = originals.import_original(data_dir / "tr115v2_runtimes.csv")
     a = frame[frame["level"] == "multi"]["efficiency_pct"].to_numpy()
     b = full[full["level"] == "multi"]["efficiency_pct"].to_numpy()
     assert (abs(a - b) < 1e-12).all()
@@ -168,7 +168,7 @@ def test_spec_maps_config_ids_and_runtime_labels(data_dir: Path) -> None:
         },
         where="test",
     )
-    frame = analysis.import_original(data_dir / "tr110_python_multiagent.csv", spec=spec)
+    frame = originals.import_original(data_dir / "tr110_python_multiagent.csv", spec=spec)
     assert "108" in set(frame["config_id"]) and "phase_2_test_107" in set(frame["config_id"])
     assert set(frame["runtime"]) == {"asyncio"} and set(frame["runtime_original"]) == {"python-asyncio"}
     assert set(frame["language"]) == {"python"}
@@ -176,17 +176,17 @@ def test_spec_maps_config_ids_and_runtime_labels(data_dir: Path) -> None:
 
 def test_bad_inputs_say_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="no such records file"):
-        analysis.import_original(tmp_path / "missing.csv")
+        originals.import_original(tmp_path / "missing.csv")
     odd = tmp_path / "odd.csv"
     odd.write_text("report,foo\nTR1,1\n", encoding="utf-8")
     with pytest.raises(BadInputError, match="not a records file"):
-        analysis.import_original(odd)
+        originals.import_original(odd)
     empty = tmp_path / "empty.csv"
     empty.write_text("", encoding="utf-8")
     with pytest.raises(BadInputError):
-        analysis.import_original(empty)
+        originals.import_original(empty)
 
 
 def test_format_summary_is_plain_text(data_dir: Path) -> None:
-    text = analysis.format_summary(analysis.import_and_summarize(data_dir / "tr110_python_multiagent.csv"))
+    text = summary.format_summary(summary.import_and_summarize(data_dir / "tr110_python_multiagent.csv"))
     assert "efficiency_mean_pct" in text and "93.21" in text

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis.frames import format_summary, import_and_summarize
 from harness.analysis.report import build_report, build_report_from_import
+from harness.analysis.verdicts import verdict_table
 from harness.evidence import manifest
 from harness.protocol.spec import load_spec
 from harness.settings import Settings
@@ -58,12 +58,11 @@ def rebuild_artifact(work: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def rebuild_import(work: Path) -> tuple[str, Path]:
-    """``analyze --import``: the summary it prints and the report folder it writes."""
+    """``analyze --import``: the verdict table it prints and the report folder it writes."""
     spec = load_spec(ROOT / "experiments" / "tr110.toml")
-    summary = format_summary(import_and_summarize(ORIGINAL_CSV, spec.id, spec=spec))
     out = work / "import-report"
-    build_report_from_import(ORIGINAL_CSV, spec, out)
-    return summary, out
+    result = build_report_from_import(ORIGINAL_CSV, spec, out)
+    return verdict_table(result.verdicts), out
 
 
 def sha256sums(folder: Path) -> str:

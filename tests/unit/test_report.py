@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from matplotlib.image import imread
 
-from harness.analysis import frames as analysis
-from harness.analysis import plots
+from harness.analysis import measured, plots
 from harness.analysis.report import build_report, build_report_from_import
 from harness.artifacts import ArtifactDir, RunResult, Sweep
 from harness.protocol.plan import AgentPlan, Run
@@ -52,7 +51,15 @@ def _spec() -> Spec:
                     "value": 98.72,
                     "where": {"runtime": "tokio-default"},
                 },
-                {**claim, "id": "true", "statement": "true eff", "metric": "true_efficiency_pct", "value": 98.0},
+                {
+                    **claim,
+                    "id": "true",
+                    "statement": "true eff",
+                    "metric": "true_efficiency_pct",
+                    "value": 98.0,
+                    "tolerance": 2.0,
+                    "tolerance_why": "test band",
+                },
                 {
                     **claim,
                     "id": "tps",
@@ -190,7 +197,7 @@ def _make_artifacts(root: Path, *, simulated: bool, provenance: bool) -> None:
 
 def test_load_artifacts_true_efficiency_and_timeline(tmp_path: Path) -> None:
     _make_artifacts(tmp_path / "a1", simulated=True, provenance=False)
-    kit = analysis.load_artifacts(tmp_path / "a1")
+    kit = measured.load_artifacts(tmp_path / "a1")
     multi = kit.frame[kit.frame["level"] == "multi"].sort_values("run_index")
     assert list(multi["efficiency_pct"].round(4)) == [pytest.approx(97.5), 100.0, pytest.approx(90.9091, abs=1e-3)]
     # isolated 10 s each side: (10 + 10) / (2 · 20) = 50 %: the agents did not overlap usefully
@@ -214,11 +221,13 @@ def test_build_report_writes_everything(tmp_path: Path) -> None:
     assert "data:image/png;base64," in page and "<img" in page
     assert "NVIDIA H100" in md and "Roofline: 3350 GB/s" in md
     doc = json.loads(result.verdicts_json.read_text(encoding="utf-8"))
-    assert doc["schema_version"] == 1 and doc["simulated"] is True
+    assert doc["schema_version"] == 2 and doc["simulated"] is True and doc["regime"] == "re-measurement"
     by_id = {v["claim_id"]: v for v in doc["verdicts"]}
-    assert by_id["eff"]["rehearsal"] and by_id["eff"]["n"] == 3  # runtime filter matched the original label
-    assert by_id["tps"]["verdict"] == "not_comparable"  # hardware-bound on an H100
-    assert by_id["true"]["verdict"] == "not_reproduced"
+    assert by_id["eff"]["rehearsal"] and by_id["eff"]["n_runs"] == 3  # runtime filter matched the original label
+    assert by_id["eff"]["verdict"] == "rehearsal_inconclusive"  # no band declared
+    assert by_id["tps"]["verdict"] == "rehearsal_not_comparable"  # hardware-bound on an H100
+    assert by_id["true"]["verdict"] == "rehearsal_not_reproduced"
+    assert "## How each verdict was reached" in md
     drawn = [f for f in result.figures if f.drawn]
     assert {f.name for f in drawn} >= {"claims", "efficiency_per_config", "aggregate_vs_isolated", "timeline"}
     for fig in drawn:
@@ -249,5 +258,6 @@ def test_report_from_imported_records_skips_timeline(tmp_path: Path) -> None:
     assert notes["timeline"] and "not drawn" in notes["timeline"]
     assert notes["aggregate_vs_isolated"] and "not drawn" in notes["aggregate_vs_isolated"]
     verdicts = {v.claim_id: v for v in result.verdicts}
-    assert verdicts["eff"].verdict == "reproduced" and verdicts["eff"].n == 30
-    assert verdicts["tps"].verdict != "not_comparable"  # the originals' records come from the originals' GPU
+    assert verdicts["eff"].verdict == "matches" and verdicts["eff"].n_runs == 30
+    assert verdicts["eff"].regime == "recomputation"
+    assert verdicts["tps"].verdict in ("matches", "differs")  # judged: the records come from the originals' GPU
