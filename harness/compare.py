@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from harness.analysis import distributions
+from harness.analysis import claims, distributions
 from harness.analysis.measured import KitData, load_artifacts
 from harness.errors import BadInputError
 from harness.evidence.verify import Drift, environment_drift
@@ -125,17 +125,12 @@ def difference(name: str, unit: str, a_values: Any, b_values: Any, *, level: flo
 
 
 def claim_samples(frame: pd.DataFrame, claim: Claim) -> pd.Series:
-    """The samples a claim's statistic is computed over: successful protocol rows that carry the claim's metric,
-    narrowed by its ``where`` filter."""
-    if frame.empty or claim.metric not in frame.columns:
+    """The samples a claim's statistic is computed over, picked exactly as the verdicts pick them
+    (:func:`harness.analysis.claims.select`); none when the folder does not hold them."""
+    try:
+        rows = claims.select(frame, claim)
+    except claims.NotInData:
         return pd.Series([], dtype=float)
-    rows = frame[frame["ok"].eq(True) & frame[claim.metric].notna()]
-    if "run_kind" in rows.columns:
-        rows = rows[rows["run_kind"].isna() | (rows["run_kind"] == "protocol")]
-    for column, wanted in claim.where.items():
-        if column not in rows.columns:
-            return pd.Series([], dtype=float)
-        rows = rows[rows[column].astype(str) == str(wanted)]
     return pd.to_numeric(rows[claim.metric].astype(float), errors="coerce")
 
 
