@@ -24,6 +24,7 @@ from harness.analysis import distributions, measured, originals, plots, sections
 from harness.analysis.tidy import ok_rows
 from harness.artifacts import Sweep
 from harness.errors import ArtifactError, BadInputError
+from harness.fsio import write_text_atomic
 from harness.protocol.spec import Spec, load_spec
 from harness.schemas import REPORT_SCHEMA_VERSION, ClaimVerdict, Regime
 
@@ -182,7 +183,8 @@ def compute(
     except OSError as exc:
         raise BadInputError(f"cannot create the report folder {out_dir}: {exc.strerror}") from None
     judged = verdicts.judge_claims(spec.claims, frame, regime=regime, gpu_name=gpu_name, simulated=simulated)
-    figures = plots.render_all(frame, [v.model_dump() for v in judged], timeline, out_dir / "figures")
+    mark = figure_mark(simulated, (run_facts or {}).get("time_scale"))
+    figures = plots.render_all(frame, [v.model_dump() for v in judged], timeline, out_dir / "figures", mark=mark)
     notes = [f"figure {f.name}: {f.note}" for f in figures if f.note]
     return ReportData(
         spec=spec,
@@ -217,7 +219,7 @@ def write(data: ReportData) -> ReportResult:
         gpu_name=data.gpu_name,
     )
     verdicts_path = out / "verdicts.json"
-    verdicts_path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_text_atomic(verdicts_path, json.dumps(doc, indent=2, sort_keys=True) + "\n")
     facts = data.run_facts
     summary_doc = distributions.summary_document(
         data.frame,
@@ -231,15 +233,14 @@ def write(data: ReportData) -> ReportResult:
         kit_commit=facts.get("kit_commit"),
         schema_version=REPORT_SCHEMA_VERSION,
     )
-    (out / "summary.json").write_text(
-        json.dumps(summary_doc, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
-    )
-    data.frame.to_csv(out / "runs.csv", index=False)
-    distributions.per_config(data.frame).to_csv(out / "runs_percentiles.csv", index=False)
+    write_text_atomic(out / "summary.json", json.dumps(summary_doc, indent=2, sort_keys=True, default=str) + "\n")
+    write_text_atomic(out / "runs.csv", writers.integer_columns(data.frame).to_csv(index=False))
+    write_text_atomic(out / "runs_percentiles.csv", distributions.per_config(data.frame).to_csv(index=False))
     parts = sections.all_sections(data)
     title = f"{data.spec.id.upper()} {data.spec.version}: {data.spec.title}"
-    md = writers.write_markdown(out / "report.md", title, data.spec.question, parts, simulated=data.simulated)
-    page = writers.write_html(out / "report.html", title, data.spec.question, parts, simulated=data.simulated)
+    text = writers.markdown(title, data.spec.question, parts, simulated=data.simulated)
+    md = writers.write_markdown(out / "report.md", text)
+    page = writers.write_html(out / "report.html", text, title)
     return ReportResult(
         out_dir=out,
         markdown=md,
@@ -253,6 +254,13 @@ def write(data: ReportData) -> ReportResult:
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
+
+
+def figure_mark(simulated: bool, time_scale: float | None) -> str | None:
+    """What every figure of a rehearsal says inside the image: SIMULATED, and the time scale when not 1."""
+    if not simulated:
+        return None
+    return "SIMULATED" + (f" · time scale {time_scale:g}" if time_scale not in (None, 1.0) else "")
 
 
 def _run_facts(sweep: Sweep | None, provenance: Mapping[str, Any] | None) -> dict[str, Any]:

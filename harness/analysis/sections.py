@@ -1,20 +1,20 @@
 """The report's sections, one function each, from the computed :class:`harness.analysis.report.ReportData`.
 
-Order: verdicts first (the reader's question is "did it reproduce?"), then how they were reached, environment,
-the recomputed figures, the figures, warnings.
+Order: verdicts first (the reader's question is "did it reproduce?"), then how each was reached, the latency and
+throughput percentiles, the figures, the recomputed tables, method, grouped warnings, and last the environment,
+folded under its fingerprint.
 """
 
 from __future__ import annotations
 
-import base64
-import html
+from collections import defaultdict
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from harness.analysis import plots, summary, verdicts
+from harness.analysis import distributions, plots, summary, verdicts
 from harness.analysis.tidy import ok_rows
-from harness.analysis.writers import Section, flatten, fmt, frame_table
+from harness.analysis.writers import Section, flatten, fmt, frame_table, md_table
 from harness.schemas import ClaimVerdict
 
 if TYPE_CHECKING:
@@ -45,19 +45,43 @@ def verdicts_section(data: ReportData) -> Section:
         s.para(f"The spec {data.spec.id} lists no claims.")
         return s
     s.table(
-        ["claim", "verdict", "published", "measured", "reason"],
+        ["claim", "published", "measured", "n", "interval", "verdict", "why"],
         [
             [
                 v.claim_id,
-                v.verdict.replace("_", " "),
                 f"{v.published_text} {v.unit}".strip(),
-                _num(v.measured),
+                f"{_num(v.measured)} {v.unit}".strip() if v.measured is not None else "—",
+                f"{v.n:,}",
+                _interval(v),
+                f"**{v.verdict.replace('_', ' ')}**",
                 v.reason,
             ]
             for v in data.verdicts
         ],
-        [v.verdict.removeprefix("rehearsal_") for v in data.verdicts],
     )
+    files = ["[runs.csv](runs.csv)", "[runs_percentiles.csv](runs_percentiles.csv)", "[summary.json](summary.json)"]
+    files.append("[verdicts.json](verdicts.json)")
+    if data.origin == "kit":
+        files.append("the run folders under [../runs/](../runs/)")
+    s.para("Data behind every number: " + ", ".join(files) + ".")
+    return s
+
+
+def percentiles_section(data: ReportData) -> Section | None:
+    """Per metric, the distribution over every successful protocol call or run (summary.json has every field)."""
+    blocks = distributions.metric_blocks(data.frame)
+    if not blocks:
+        return None
+    s = Section("Latency and throughput percentiles")
+    cols = ("avg", "std", "min", "p50", "p90", "p95", "p99", "max")
+    s.table(
+        ["metric", "unit", "count", *cols],
+        [
+            [b["header"], b["unit"], f"{b['count']:,}", *(distributions.fmt(b[c]) for c in cols)]
+            for b in blocks.values()
+        ],
+    )
+    s.para("Per config and runtime, with p1 … p99: [runs_percentiles.csv](runs_percentiles.csv).")
     return s
 
 
@@ -122,11 +146,15 @@ def method_section(data: ReportData) -> Section:
 
 
 def environment_section(data: ReportData) -> Section:
+    """The fingerprint on top; the ~150 facts behind it folded (an auditor opens them, a reader need not)."""
     s = Section("Environment")
-    if data.provenance:
-        s.table(["key", "value"], [[k, v] for k, v in flatten(data.provenance)])
-    else:
+    if not data.provenance:
         s.para("No provenance.json: the environment of these runs was not captured, so it is unknown.")
+        return s
+    fingerprint = data.provenance.get("fingerprint_sha256")
+    s.para(f"Environment fingerprint: `{fingerprint}` (sha256 of the facts the claims depend on; see provenance.json).")
+    rows = [[k, v] for k, v in flatten(data.provenance) if not k.startswith("fingerprint_")]
+    s.folded(f"All {len(rows)} recorded facts", [md_table(["fact", "value"], rows)])
     return s
 
 
@@ -183,7 +211,6 @@ def figures_section(data: ReportData) -> Section:
     s = Section("Figures")
     for fig in data.figures:
         s.md.append(_figure_md(fig, data))
-        s.html.append(_figure_html(fig))
     return s
 
 
@@ -194,21 +221,33 @@ def _figure_md(fig: plots.Figure, data: ReportData) -> str:
     return f"![{fig.title}]({rel})" + (f"\n\n{fig.note}" if fig.note else "")
 
 
-def _figure_html(fig: plots.Figure) -> str:
-    if fig.png is None:
-        return f"<p>{html.escape(f'{fig.title}: {fig.note}')}</p>"
-    payload = base64.b64encode(fig.png.read_bytes()).decode("ascii")
-    caption = html.escape(fig.title + (" — " + fig.note if fig.note else ""))
-    return (
-        f'<figure><img alt="{html.escape(fig.title)}" src="data:image/png;base64,{payload}">'
-        f"<figcaption>{caption}</figcaption></figure>"
-    )
+def grouped_warnings(warnings: list[str]) -> list[str]:
+    """Warnings that say the same thing of several subjects ("CONFIG: only 1 run(s) …") become one line with
+    the count and the subjects; identical lines are counted, never repeated."""
+    subjects: dict[str, list[str]] = defaultdict(list)
+    for line in warnings:
+        subject, sep, message = line.partition(": ")
+        if sep and subject.strip() and len(subject) <= 80:
+            subjects[message].append(subject)
+        else:
+            subjects[line].append("")
+    out = []
+    for message, who in subjects.items():
+        named = sorted({w for w in who if w})
+        if not named:
+            out.append(message if len(who) == 1 else f"{message} (×{len(who)})")
+        elif len(named) == 1 and len(who) == 1:
+            out.append(f"{named[0]}: {message}")
+        else:
+            listed = ", ".join(named[:8]) + (f", … ({len(named) - 8} more)" if len(named) > 8 else "")
+            out.append(f"{len(who)}×: {message} — {listed}")
+    return out
 
 
 def warnings_section(data: ReportData) -> Section:
     s = Section("Warnings")
     if data.warnings:
-        s.bullets(data.warnings)
+        s.bullets(grouped_warnings(data.warnings))
     else:
         s.para("None.")
     return s
@@ -218,12 +257,13 @@ def all_sections(data: ReportData) -> list[Section]:
     parts = [
         verdicts_section(data),
         how_section(data),
-        method_section(data),
-        environment_section(data),
-        contention_section(data),
-        figures_table_section(data),
+        percentiles_section(data),
         figures_section(data),
+        figures_table_section(data),
+        contention_section(data),
+        method_section(data),
         warnings_section(data),
+        environment_section(data),
     ]
     return [p for p in parts if p is not None]
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from matplotlib.image import imread
 
@@ -216,9 +217,13 @@ def test_build_report_writes_everything(tmp_path: Path) -> None:
     result = build_report(root, _spec(), model_bytes=2.49e9)
     md = result.markdown.read_text(encoding="utf-8")
     page = result.html.read_text(encoding="utf-8")
-    assert md.index("## Verdicts") < md.index("## Method") < md.index("## Environment") < md.index("## Figures")
-    assert "SIMULATED" in md and 'class="banner"' in page
-    assert "data:image/png;base64," in page and "<img" in page
+    order = ["## Verdicts", "## How each verdict", "## Figures", "## Method", "## Warnings", "## Environment"]
+    assert [md.index(h) for h in order] == sorted(md.index(h) for h in order)
+    assert "Contents: [Verdicts](#verdicts)" in md and '<h2 id="verdicts">Verdicts</h2>' in page
+    assert "SIMULATED" in md and "<blockquote>" in page and "SIMULATED" in page
+    assert "<details><summary>All " in md and "Environment fingerprint" in md
+    assert page.count("<svg") == len([f for f in result.figures if f.drawn]) and "<img" not in page
+    assert "`" not in page and "**" not in page  # Markdown rendered, never shown raw
     assert "NVIDIA H100" in md and "Roofline: 3350 GB/s" in md
     doc = json.loads(result.verdicts_json.read_text(encoding="utf-8"))
     assert doc["schema_version"] == 2 and doc["simulated"] is True and doc["regime"] == "re-measurement"
@@ -233,8 +238,12 @@ def test_build_report_writes_everything(tmp_path: Path) -> None:
     for fig in drawn:
         assert fig.png is not None and fig.svg is not None and fig.svg.stat().st_size > 0
         image = imread(fig.png)
-        assert image.shape[:2] == (int(plots.HEIGHT_IN * plots.DPI), int(plots.WIDTH_IN * plots.DPI))
+        height, width = image.shape[:2]
+        assert width == int(plots.WIDTH_IN * plots.DPI) and height >= int(plots.HEIGHT_IN * plots.DPI)
         assert image.std() > 0  # not a blank canvas
+        assert "SIMULATED" in fig.svg.read_text(encoding="utf-8")  # the rehearsal mark is inside the figure
+        corner = image[-30:, : width // 3, :3]  # bottom left, where the mark is drawn in red
+        assert ((corner[..., 0] > 0.6) & (corner[..., 1] < 0.3) & (corner[..., 2] < 0.3)).any()
     assert json.loads((root / "report" / "summary.json").read_text())["schema_version"] == 1
 
 
@@ -247,6 +256,7 @@ def test_report_is_rebuilt_identically(tmp_path: Path) -> None:
     assert first.html.read_bytes() == second.html.read_bytes()
     text = first.markdown.read_text(encoding="utf-8")
     assert "SIMULATED" not in text and "No provenance.json" in text and "Roofline: not available" in text
+    assert all("SIMULATED" not in f.svg.read_text(encoding="utf-8") for f in first.figures if f.svg is not None)
 
 
 def test_report_from_imported_records_skips_timeline(tmp_path: Path) -> None:
@@ -261,3 +271,27 @@ def test_report_from_imported_records_skips_timeline(tmp_path: Path) -> None:
     assert verdicts["eff"].verdict == "matches" and verdicts["eff"].n_runs == 30
     assert verdicts["eff"].regime == "recomputation"
     assert verdicts["tps"].verdict in ("matches", "differs")  # judged: the records come from the originals' GPU
+
+
+def test_warnings_about_many_subjects_are_grouped_with_their_count() -> None:
+    from harness.analysis.sections import grouped_warnings
+
+    lines = [
+        f"asyncio / {c:03d} (efficiency_pct): only 1 run(s) (< 3); intervals are wide or absent" for c in range(30)
+    ]
+    lines += ["no isolated runs", "no isolated runs", "tokio / 001 (efficiency_pct): unstable, CV 12.0 % (≥ 10 %)"]
+    out = grouped_warnings(lines)
+    assert len(out) == 3
+    assert out[0].startswith("30×: only 1 run(s)") and "… (22 more)" in out[0]
+    assert out[1] == "no isolated runs (×2)"
+    assert out[2] == "tokio / 001 (efficiency_pct): unstable, CV 12.0 % (≥ 10 %)"
+
+
+def test_counts_are_shown_and_written_as_integers() -> None:
+    from harness.analysis.writers import frame_table, integer_columns
+
+    frame = pd.DataFrame({"num_gpu": [80.0, 120.0], "num_ctx": [2048.0, None], "efficiency_pct": [99.0, 98.5]})
+    headers, rows = frame_table(frame)
+    assert headers == ["num_gpu", "num_ctx", "efficiency_pct"]
+    assert rows == [["80", "2,048", "99.00"], ["120", "—", "98.50"]]
+    assert integer_columns(frame).to_csv(index=False).splitlines()[1] == "80,2048,99.0"
