@@ -136,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="docker: one compose stack per run (default); local: in-process simulated servers, no Docker",
     )
     rep.add_argument("--interleave-seed", type=int, default=None, help="shuffle the runs reproducibly")
+    rep.add_argument(
+        "--pull", action="store_true", help="allow pulling the model from the registry (default: HARNESS_ALLOW_PULL)"
+    )
+    rep.add_argument("--repull", action="store_true", help="pull even when the store has the model (with --pull)")
+    rep.add_argument("--model-digest", default=None, help="pin the model's digest (overrides the spec's)")
 
     analyze = verbs.add_parser("analyze", help="recompute a report's published figures from original records")
     analyze.add_argument("--import", dest="import_csv", type=Path, required=True, help="originals' per-run CSV")
@@ -581,9 +586,29 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
     else:
         console.print("checking the kit's images (built on first use; offline when no registry answers)")
         executor = _with_images(executor, console, rust=any(r.language == "rust" for r in plan.runs))
+    executor = with_model_policy(executor, args, spec, settings)
     executor.check(plan)
     out = ArtifactDir(args.out or settings.artifacts_dir / f"{spec.id}-{executor.backend}")
     return _run_and_record(out, spec, path, plan, executor, settings, console, command)
+
+
+def with_model_policy(executor: Any, args: argparse.Namespace, spec: Any, settings: Settings) -> Any:
+    """The executor with what model preparation may do: pull (flag or setting), re-pull, the pinned digest."""
+    import dataclasses
+
+    from harness.run.model_prep import ModelPolicy
+
+    digest = getattr(args, "model_digest", None) or spec.model.digest
+    if digest is not None and not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise BadInputError(
+            f"--model-digest {digest!r} is not a digest", hint="give the 64 hex digits /api/tags reports"
+        )
+    policy = ModelPolicy(
+        allow_pull=bool(getattr(args, "pull", False)) or settings.allow_pull,
+        digest=digest,
+        repull=bool(getattr(args, "repull", False)),
+    )
+    return dataclasses.replace(executor, model_policy=policy)
 
 
 def _local_executor(spec: Any, settings: Settings) -> Any:
@@ -603,6 +628,8 @@ def _local_executor(spec: Any, settings: Settings) -> Any:
         seed=settings.sim_seed,
         time_scale=settings.time_scale,
         timeouts=Timeouts(settings.request_timeout_s, settings.connect_timeout_s),
+        sim_store=() if settings.sim_store == "empty" else None,
+        sim_registry_reachable=settings.sim_registry == "reachable",
     )
 
 
@@ -634,7 +661,10 @@ def _run_and_record(
         prepared: list[PreparedModel] = []
 
         def pull_model() -> ModelFacts:
-            console.print(f"preparing {spec.model.name} on the {executor.backend} backend (pulled once, then reused)")
+            console.print(
+                f"preparing {spec.model.name} on the {executor.backend} backend (from the server's store; "
+                "a pull only when allowed)"
+            )
             prepared.append(asyncio.run(executor.prepare_model(spec)))
             facts = prepared[0].facts
             console.print(f"model {facts.name} {facts.digest[:19]}… served by {facts.server_version}")
@@ -796,6 +826,7 @@ def _reproduce_bundle(args: argparse.Namespace, base: Settings, command: list[st
             )
         else:
             executor = _local_executor(spec, settings)
+        executor = with_model_policy(executor, args, spec, settings)
         executor.check(verified.plan)
         if index.simulated:
             console.print("[bold yellow]SIMULATED: a rehearsal against the simulated Ollama, not a measurement.[/]")

@@ -59,6 +59,22 @@ def parse_keep_alive(value: object) -> int:
     return sign * total
 
 
+def go_duration(ns: int) -> str:
+    """A duration as Go's ``time.Duration.String`` prints it for whole seconds and up (``5m0s``, ``1h0m0s``)."""
+    if ns < 0:
+        return "-" + go_duration(-ns)
+    seconds = ns // 10**9
+    if ns % 10**9 or seconds == 0:
+        return f"{ns / 1e9:g}s"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
 @dataclass
 class Runner:
     """A model loaded with fixed context/offload settings."""
