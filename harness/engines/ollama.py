@@ -23,21 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.engines.ollama_log import ServerRuntime
 from harness.errors import OllamaError
 from harness.facts import Absent, absent
+from harness.protocol.flags import OPTION_NAMES
 
 SIMULATED_HEADER = "x-chimeraforge-simulated"
 UNLOAD_WAIT_S = 60.0
 """How long an unload may take before it is a failure (a big model's VRAM is released in seconds)."""
-OPTION_ORDER = (
-    "num_gpu",
-    "num_ctx",
-    "temperature",
-    "top_p",
-    "top_k",
-    "repeat_penalty",
-    "num_predict",
-    "seed",
-)
-"""Key order of ``options`` on the wire; the Rust agent uses the same order, so bodies match byte for byte."""
+OPTION_ORDER = OPTION_NAMES
+"""Key order of ``options`` on the wire: the spec's ``Options`` fields; the Rust agent uses the same order (a test
+checks it), so bodies match byte for byte."""
 
 
 def request_body(

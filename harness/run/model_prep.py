@@ -15,6 +15,7 @@ run starts cold, as every later one does.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,8 +25,11 @@ from harness.engines.ollama import OllamaClient, OllamaFacts, server_facts
 from harness.engines.ollama_log import ServerRuntime, runtime_facts
 from harness.errors import BadInputError, OllamaError
 from harness.facts import Absent
+from harness.protocol.spec import Spec
+from harness.settings import Settings
 
 AIR_GAPPED_DOC = "docs/air-gapped.md"
+_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,22 @@ class ModelPolicy:
     """The manifest digest the weights must have (64 hex, as ``/api/tags`` reports it); None: any."""
     repull: bool = False
     """Pull even when the store has the model (to replace weights that differ from the pinned digest)."""
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """What the user asked of model preparation on the command line (``--pull``, ``--repull``,
+    ``--model-digest``); :meth:`policy` combines it with the spec's pin and the settings."""
+
+    pull: bool = False
+    repull: bool = False
+    digest: str | None = None
+
+    def policy(self, spec: Spec, settings: Settings) -> ModelPolicy:
+        digest = self.digest or spec.model.digest
+        if digest is not None and not _DIGEST_RE.fullmatch(digest):
+            raise BadInputError(f"--model-digest {digest!r} is not a digest", hint="give the 64 hex of /api/tags")
+        return ModelPolicy(allow_pull=self.pull or settings.allow_pull, digest=digest, repull=self.repull)
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ async def test_registry_unreachable_model_absent_says_the_way_out() -> None:
         with pytest.raises(BadInputError, match="not in the server's model store") as refused:
             await prepare_model(sim.base_url, MODEL, ModelPolicy())
         assert "--pull" in (refused.value.hint or "") and "air-gapped" in (refused.value.hint or "")
-        with pytest.raises(BadInputError, match="pull failed: .*pull model manifest"):
+        with pytest.raises(BadInputError, match=r"pull failed: .*pull model manifest"):
             await prepare_model(sim.base_url, MODEL, ModelPolicy(allow_pull=True))
 
 

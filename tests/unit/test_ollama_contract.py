@@ -83,7 +83,7 @@ async def test_pull_progress_and_its_error_line() -> None:
     assert statuses[0] == "pulling manifest" and statuses[-1] == "success"
     failing = serve({("POST", "/api/pull"): [(200, text("pull-error.ndjson"))]})
     async with OllamaClient("http://fixture", transport=failing) as client:
-        with pytest.raises(OllamaError, match="pull model manifest: .*no such host"):
+        with pytest.raises(OllamaError, match=r"pull model manifest: .*no such host"):
             async for _ in client.pull("gemma3"):
                 pass
 
@@ -117,7 +117,7 @@ async def test_an_unload_that_never_completes_fails_clearly() -> None:
         ("GET", "/api/ps"): [(200, text("ps.json"))],
     }
     async with OllamaClient("http://fixture", transport=serve(routes)) as client:
-        with pytest.raises(OllamaError, match="still loaded .* after keep_alive: 0"):
+        with pytest.raises(OllamaError, match=r"still loaded .* after keep_alive: 0"):
             await client.unload("gemma3", wait_s=0.0, poll_s=0.0)
 
 
@@ -178,7 +178,8 @@ async def test_simulator_model_management_matches_the_fixtures(sim: SimServer) -
         same_shape(show["details"], documented["details"], "show.details")
         await http.post("/api/generate", json={"model": "gemma3", "prompt": "x", "stream": False})
         same_shape((await http.get("/api/ps")).json(), doc("ps.json"), "ps")
-        pulled = [json.loads(line) for line in (await http.post("/api/pull", json={"model": "gemma3"})).text.splitlines()]
+        pull = await http.post("/api/pull", json={"model": "gemma3"})
+        pulled = [json.loads(line) for line in pull.text.splitlines()]
         want = lines("pull-progress.ndjson")
         assert [p["status"] for p in pulled][:1] == ["pulling manifest"] and pulled[-1]["status"] == "success"
         same_shape(pulled[1], want[1], "pull progress")
