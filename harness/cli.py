@@ -276,7 +276,7 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
         raise BadInputError("pass --report or --model, not both")
     if args.report:
         spec = load_spec(spec_path(settings.experiments_dir, args.report))
-        need = doctor.ModelNeed.of(spec.model.name, servers=len(spec.topology.ports))
+        need = doctor.ModelNeed.of_report(spec.model.name, spec.topology.gpus())
     else:
         need = doctor.ModelNeed.of(args.model or "gemma3:latest")
     with nvml_session() as nvml:

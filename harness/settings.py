@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from harness.errors import SettingsError
@@ -54,6 +54,12 @@ class OllamaServerSettings(BaseSettings):
     flash_attention: bool | None = Field(default=None, description="None: unset, the server decides per model")
     models: Path | None = Field(default=None, description="model store directory")
     gpus: tuple[str, ...] = Field(default=("0",), description="the GPU of each server (index or UUID), in order")
+
+    @field_validator("flash_attention", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """Ollama reads an empty ``OLLAMA_FLASH_ATTENTION`` as unset (the compose files pass it empty)."""
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 def load_settings(**overrides: object) -> Settings:
