@@ -97,28 +97,37 @@ class Server(_Strict):
     flash_attention: bool | None = Field(default=None, description="None: unset, the server decides per model")
     reasons: dict[str, str] = Field(default_factory=dict, description="setting → why it differs from the default")
 
-    @model_validator(mode="after")
-    def _changes_have_reasons(self) -> Self:
+    def require_reasons(self, where: str) -> None:
+        """A spec about to run: every setting is the pinned version's default, or a change with a reason.
+
+        Checked when a reproduction starts rather than when a spec is read, so artifacts and bundles made by
+        earlier kits (whose specs wrote every default out) still load and re-run as they were made.
+        """
         defaults = SERVER_DEFAULTS.get(self.ollama_version)
         if defaults is None:
-            raise ValueError(
-                f"no defaults are known for Ollama {self.ollama_version}; the kit knows {', '.join(SERVER_DEFAULTS)}"
+            raise SpecError(
+                f"{where}: server.ollama_version: no defaults are known for Ollama {self.ollama_version}; the kit "
+                f"knows {', '.join(SERVER_DEFAULTS)}",
+                hint="pin a version the kit knows, or add its defaults to harness.protocol.spec.SERVER_DEFAULTS",
             )
         unknown = sorted(set(self.reasons) - set(defaults))
         if unknown:
-            raise ValueError(f"reasons for unknown setting(s) {', '.join(unknown)}; settings: {', '.join(defaults)}")
+            raise SpecError(
+                f"{where}: server.reasons: reasons for unknown setting(s) {', '.join(unknown)}",
+                hint=f"the settings are {', '.join(defaults)}",
+            )
         for name, default in defaults.items():
             value = getattr(self, name)
             if value != default and not self.reasons.get(name, "").strip():
-                raise ValueError(
-                    f"{name} = {value!r} differs from Ollama {self.ollama_version}'s default {default!r}: remove it "
-                    f"to run the default, or say why in server.reasons.{name}"
+                raise SpecError(
+                    f"{where}: server.{name} = {value!r} differs from Ollama {self.ollama_version}'s default "
+                    f"{default!r}",
+                    hint=f"remove it to run the default, as the originals did, or say why in server.reasons.{name}",
                 )
-        return self
 
     def changed(self) -> dict[str, object]:
         """The settings that differ from the pinned version's default (each with a reason)."""
-        defaults = SERVER_DEFAULTS[self.ollama_version]
+        defaults = SERVER_DEFAULTS.get(self.ollama_version, {})
         return {name: getattr(self, name) for name, default in defaults.items() if getattr(self, name) != default}
 
 

@@ -165,6 +165,7 @@ class LocalSimExecutor:
                 preload=(run.model,),
                 shared_device=f"run-{run.run_id}" if len(spec.topology.ports) > 1 else None,
                 device_dir=device_dir if len(spec.topology.ports) > 1 else None,
+                gpu_id=spec.topology.gpus()[index],
             )
         )
 

@@ -195,6 +195,7 @@ def _from_spec(request: SpecRequest, settings: Settings, progress: Progress, on_
         raise BadInputError("--runs must be at least 1")
     path = spec_path(settings.experiments_dir, request.report)
     spec = load_spec(path)
+    spec.server.require_reasons(str(path))
     plan = expand(
         spec,
         runs_per_config=request.runs,

@@ -163,6 +163,7 @@ async def test_every_spec_option_gives_identical_bodies(rust_bin: Path, tmp_path
 def _waited_for_unloads(server: SimServer, delay_ns: int) -> int:
     """How many unloads the agent waited out: /api/ps asked, and the next generate only after the runner left."""
     requests = list(server.requests)
+
     def is_unload(r: object) -> bool:
         return getattr(r, "path", "") == "/api/generate" and getattr(r, "body", {}).get("keep_alive") == 0
 
