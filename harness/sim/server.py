@@ -34,8 +34,8 @@ from harness.sim.formats import (
 )
 from harness.sim.ingress import ArrivalClock
 from harness.sim.recorder import Recorder, RequestRecord
-from harness.sim.runners import RunnerPool, go_duration, parse_keep_alive
-from harness.sim.serverlog import ServerLog
+from harness.sim.runners import RunnerPool, parse_keep_alive
+from harness.sim.serverlog import ServerLog, config_env
 from harness.sim.text import TokenStream, content_key, count_prompt_tokens, plan_length
 from harness.sim.timing import gpu_layers
 
@@ -126,27 +126,7 @@ class SimServer:
         self._port = sock.getsockname()[1]
         site = web.SockSite(self._runner, sock)
         await site.start()
-        self.log.server_config(self._env_map())
-
-    def _env_map(self) -> dict[str, str]:
-        """The settings as ``server/routes.go`` prints them: unset flash attention prints ``false``."""
-        c = self.config
-        return {
-            "CUDA_VISIBLE_DEVICES": "",
-            "OLLAMA_CONTEXT_LENGTH": str(c.context_length),
-            "OLLAMA_DEBUG": "INFO",
-            "OLLAMA_FLASH_ATTENTION": "true" if c.flash_attention else "false",
-            "OLLAMA_GPU_OVERHEAD": "0",
-            "OLLAMA_HOST": f"http://{c.host}:{self._port}",
-            "OLLAMA_KEEP_ALIVE": go_duration(c.keep_alive_ns),
-            "OLLAMA_KV_CACHE_TYPE": "",
-            "OLLAMA_LOAD_TIMEOUT": "5m0s",
-            "OLLAMA_MAX_LOADED_MODELS": "0",
-            "OLLAMA_MAX_QUEUE": "512",
-            "OLLAMA_MODELS": str(c.models_dir or ""),
-            "OLLAMA_NUM_PARALLEL": str(c.num_parallel),
-            "OLLAMA_SCHED_SPREAD": "false",
-        }
+        self.log.server_config(config_env(self.config, self._port))
 
     async def stop(self) -> None:
         """Stop serving and remove this instance's shared-device file."""

@@ -15,6 +15,8 @@ from collections import deque
 from typing import TextIO
 
 from harness.sim.catalog import ModelSpec
+from harness.sim.config import SimConfig
+from harness.sim.runners import go_duration
 
 MAX_LINES = 10_000
 """Lines kept in memory (the log of a long sweep must not grow without bound)."""
@@ -68,3 +70,23 @@ class ServerLog:
             model=model.name,
             gpu=gpu_id,
         )
+
+
+def config_env(config: SimConfig, port: int | None) -> dict[str, str]:
+    """The settings as ``server/routes.go`` prints them at start: an unset flash attention prints ``false``."""
+    return {
+        "CUDA_VISIBLE_DEVICES": "",
+        "OLLAMA_CONTEXT_LENGTH": str(config.context_length),
+        "OLLAMA_DEBUG": "INFO",
+        "OLLAMA_FLASH_ATTENTION": "true" if config.flash_attention else "false",
+        "OLLAMA_GPU_OVERHEAD": "0",
+        "OLLAMA_HOST": f"http://{config.host}:{port}",
+        "OLLAMA_KEEP_ALIVE": go_duration(config.keep_alive_ns),
+        "OLLAMA_KV_CACHE_TYPE": "",
+        "OLLAMA_LOAD_TIMEOUT": "5m0s",
+        "OLLAMA_MAX_LOADED_MODELS": "0",
+        "OLLAMA_MAX_QUEUE": "512",
+        "OLLAMA_MODELS": str(config.models_dir or ""),
+        "OLLAMA_NUM_PARALLEL": str(config.num_parallel),
+        "OLLAMA_SCHED_SPREAD": "false",
+    }
