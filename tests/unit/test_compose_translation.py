@@ -98,6 +98,7 @@ def test_sim_override_swaps_image_command_and_drops_gpu() -> None:
         assert svc.command == (
             "python", "-m", "harness.sim", "--host", "0.0.0.0", "--port", "11434",
             "--seed", "1234", "--time-scale", "1", "--shared-device", "gpu0", "--preload", "gemma3:latest",
+            "--gpu-id", "0",  # each server's GPU (topology device_ids), named in its load log lines
         )  # fmt: skip
         assert svc.gpus == ()
         assert svc.environment["OLLAMA_KEEP_ALIVE"] == "5m"  # settings untouched by the override
