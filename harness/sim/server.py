@@ -34,7 +34,7 @@ from harness.sim.formats import (
 )
 from harness.sim.ingress import ArrivalClock
 from harness.sim.recorder import Recorder, RequestRecord
-from harness.sim.runners import RunnerPool, parse_keep_alive
+from harness.sim.runners import Runner, RunnerPool, parse_keep_alive
 from harness.sim.serverlog import ServerLog, config_env
 from harness.sim.text import TokenStream, content_key, count_prompt_tokens, plan_length
 from harness.sim.timing import gpu_layers
@@ -570,9 +570,11 @@ class SimServer:
         assert self._runners is not None and self._slots is not None
         if gen.keep_alive_ns == 0:
             # server/sched.go: the answer goes out first, the runner is expired and unloaded later.
-            task = asyncio.create_task(self._unload_later(gen.spec.name))
-            self._unloads.add(task)
-            task.add_done_callback(self._unloads.discard)
+            runner = self._runners.current(gen.spec.name)
+            if runner is not None:
+                task = asyncio.create_task(self._unload_later(gen.spec.name, runner))
+                self._unloads.add(task)
+                task.add_done_callback(self._unloads.discard)
             return await self._send_json(request, fmt.control("unload"))
         try:
             num_ctx, num_gpu = self._runner_settings(gen)
@@ -584,9 +586,9 @@ class SimServer:
         await self._runners.release(runner, gen.keep_alive_ns)
         return await self._send_json(request, fmt.control("load"))
 
-    async def _unload_later(self, name: str) -> None:
+    async def _unload_later(self, name: str, runner: Runner) -> None:
         await asyncio.sleep(self.config.unload_delay_ms / 1000.0 * self.config.time_scale)
-        await self._runners.unload(name)  # type: ignore[union-attr]
+        await self._runners.unload(name, only=runner)  # type: ignore[union-attr]
 
     def _log_load(self, spec: ModelSpec, num_gpu: int | None) -> None:
         layers = gpu_layers(spec, num_gpu)

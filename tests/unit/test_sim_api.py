@@ -334,3 +334,12 @@ def test_background_server_for_synchronous_callers() -> None:
             assert json.loads(resp.read())["version"] == "0.12.10"
         assert [r.path for r in sim.requests] == ["/api/version"]
         assert len(sim.emissions[sim.requests[0].request_id]) == 1
+
+
+async def test_an_unload_applies_to_the_runner_loaded_when_it_was_asked(http: aiohttp.ClientSession) -> None:
+    async with SimServer(fast(unload_delay_ms=50.0)) as sim:
+        url = sim.base_url + "/api/generate"
+        await post_json(http, url, {"model": "gemma3", "keep_alive": 0})  # nothing loaded: nothing to do
+        await post_json(http, url, {"model": "gemma3", "prompt": "x", "stream": False})
+        await asyncio.sleep(0.1)
+        assert len((await get_json(http, sim.base_url + "/api/ps"))["models"]) == 1  # the later load stays
