@@ -15,6 +15,7 @@ from harness.artifacts import load_sweep
 from harness.cli import main
 from harness.engines.ollama import OllamaClient
 from harness.errors import BadInputError
+from harness.facts import Absent
 from harness.run.model_prep import ModelPolicy, prepare_model
 from harness.sim.catalog import synthetic_digest
 from harness.sim.config import SimConfig
@@ -84,7 +85,7 @@ async def test_preparation_records_what_the_server_ran_with_and_leaves_it_unload
         prepared = await prepare_model(sim.base_url, MODEL, ModelPolicy(), server_log=sim.log.text)
         assert (await client.ps())["models"] == []  # the first run starts cold
     runtime = prepared.server.runtime
-    assert not isinstance(runtime, type(None))
+    assert not isinstance(runtime, Absent)
     facts = runtime.model_dump()
     assert facts["server_config"]["OLLAMA_FLASH_ATTENTION"] == "false"  # printed so although it was unset
     assert facts["flash_attention"] is True  # ...and the load enabled it: gemma3 supports it
