@@ -7,14 +7,12 @@ RUN echo 'ollama:x:10001:10001:ollama:/home/ollama:/usr/sbin/nologin' >> /etc/pa
  && echo 'ollama:x:10001:' >> /etc/group \
  && mkdir -p /home/ollama /models \
  && chown 10001:10001 /home/ollama /models
-# Explicit server settings (Ollama 0.12.10 defaults, as the reports' server logs show); compose pins them again.
+# Only where the server listens and keeps its store; every tuning setting stays at Ollama 0.12.10's default
+# here (OLLAMA_FLASH_ATTENTION in particular must stay unset: unset lets the server enable it per model), and the
+# compose files pass what a spec sets.
 ENV HOME=/home/ollama \
     OLLAMA_HOST=0.0.0.0:11434 \
-    OLLAMA_MODELS=/models \
-    OLLAMA_NUM_PARALLEL=1 \
-    OLLAMA_KEEP_ALIVE=5m \
-    OLLAMA_CONTEXT_LENGTH=4096 \
-    OLLAMA_FLASH_ATTENTION=false
+    OLLAMA_MODELS=/models
 USER 10001:10001
 EXPOSE 11434
 # `ollama list` is a client call to the local server: healthy means the API answers, not only that it runs.

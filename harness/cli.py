@@ -12,13 +12,16 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from harness import __version__
 from harness.agents.command import add_agent_verb, run_agent
 from harness.console import RunBar, say
 from harness.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILURE, BadInputError, HarnessError
 from harness.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from harness.run.model_prep import ModelRequest
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="docker: one compose stack per run (default); local: in-process simulated servers, no Docker",
     )
     rep.add_argument("--interleave-seed", type=int, default=None, help="shuffle the runs reproducibly")
+    rep.add_argument(
+        "--pull", action="store_true", help="allow pulling the model from the registry (default: HARNESS_ALLOW_PULL)"
+    )
+    rep.add_argument("--repull", action="store_true", help="pull even when the store has the model (with --pull)")
+    rep.add_argument("--model-digest", default=None, help="pin the model's digest (overrides the spec's)")
 
     analyze = verbs.add_parser("analyze", help="judge a report's claims on the originals' own per-run records")
     analyze.add_argument("--import", dest="import_csv", type=Path, required=True, help="originals' per-run CSV")
@@ -274,7 +282,7 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
         raise BadInputError("pass --report or --model, not both")
     if args.report:
         spec = load_spec(spec_path(settings.experiments_dir, args.report))
-        need = doctor.ModelNeed.of(spec.model.name, servers=len(spec.topology.ports))
+        need = doctor.ModelNeed.of_report(spec.model.name, spec.topology.gpus())
     else:
         need = doctor.ModelNeed.of(args.model or "gemma3:latest")
     with nvml_session() as nvml:
@@ -327,6 +335,12 @@ _BUNDLE_FIXES = {
 """Flags that change what runs: a bundle re-runs its plan as it was made, so none of them may come with it."""
 
 
+def _model_request(args: argparse.Namespace) -> ModelRequest:
+    from harness.run.model_prep import ModelRequest
+
+    return ModelRequest(pull=args.pull, repull=args.repull, digest=args.model_digest)
+
+
 def _reproduce(args: argparse.Namespace, settings: Settings, command: list[str]) -> int:
     """``reproduce --report trNNN`` or ``reproduce --bundle FILE``: one pipeline (harness.run.reproduce)."""
     from rich.console import Console
@@ -341,7 +355,9 @@ def _reproduce(args: argparse.Namespace, settings: Settings, command: list[str])
                 f"--bundle re-runs the bundled plan as it was made; {', '.join(given)} cannot change it",
                 hint="drop them",
             )
-        request = BundleRequest(args.bundle, executor=args.executor, out=args.out, command=tuple(command))
+        request = BundleRequest(
+            args.bundle, executor=args.executor, out=args.out, command=tuple(command), model=_model_request(args)
+        )
     elif args.report is None:
         raise BadInputError("reproduce needs --report trNNN (or --bundle FILE)")
     else:
@@ -354,6 +370,7 @@ def _reproduce(args: argparse.Namespace, settings: Settings, command: list[str])
             interleave_seed=args.interleave_seed,
             out=args.out,
             command=tuple(command),
+            model=_model_request(args),
         )
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     bar = RunBar(console, f"{args.report or 'bundle'} runs")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from harness.errors import SettingsError
@@ -30,6 +30,13 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(default=600.0, gt=0, description="per Ollama request, whole stream")
     connect_timeout_s: float = Field(default=10.0, gt=0)
     retries_per_run: int = Field(default=1, ge=0, description="extra attempts for a failed run")
+    allow_pull: bool = Field(default=False, description="model preparation may pull from the Ollama registry")
+    sim_registry: Literal["reachable", "unreachable"] = Field(
+        default="reachable", description="local simulator: whether its registry answers pulls (air-gap rehearsal)"
+    )
+    sim_store: Literal["prepared", "empty"] = Field(
+        default="prepared", description="local simulator: whether its model store already holds the spec's model"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
@@ -44,8 +51,15 @@ class OllamaServerSettings(BaseSettings):
     num_parallel: int = Field(default=1, ge=1)
     keep_alive: str = Field(default="5m", description="Go duration string, as Ollama takes it")
     context_length: int = Field(default=4096, ge=1)
-    flash_attention: bool = False
+    flash_attention: bool | None = Field(default=None, description="None: unset, the server decides per model")
     models: Path | None = Field(default=None, description="model store directory")
+    gpus: tuple[str, ...] = Field(default=("0",), description="the GPU of each server (index or UUID), in order")
+
+    @field_validator("flash_attention", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """Ollama reads an empty ``OLLAMA_FLASH_ATTENTION`` as unset (the compose files pass it empty)."""
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -610,7 +610,10 @@ class ServerKnobs(Protocol):
     def context_length(self) -> int: ...
 
     @property
-    def flash_attention(self) -> bool: ...
+    def flash_attention(self) -> bool | None: ...
+
+    @property
+    def gpus(self) -> tuple[str, ...]: ...
 
 
 def stack_variables(
@@ -626,9 +629,12 @@ def stack_variables(
         "OLLAMA_NUM_PARALLEL": str(server.num_parallel),
         "OLLAMA_KEEP_ALIVE": server.keep_alive,
         "OLLAMA_CONTEXT_LENGTH": str(server.context_length),
-        "OLLAMA_FLASH_ATTENTION": "true" if server.flash_attention else "false",
         "OLLAMA_MODEL_VOLUME": model_volume,
     }
+    for name, gpu in zip(("OLLAMA_GPU", "OLLAMA2_GPU"), server.gpus, strict=False):
+        out[name] = gpu
+    if server.flash_attention is not None:  # unset: the server decides per model (0.12.10's default)
+        out["OLLAMA_FLASH_ATTENTION"] = "true" if server.flash_attention else "false"
     if ollama_image:
         out["OLLAMA_IMAGE"] = ollama_image
     return out

@@ -18,13 +18,16 @@ from typing import Any, Literal
 import anyio
 import httpcore
 import httpx
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from harness.engines.ollama_log import ServerRuntime
 from harness.errors import OllamaError
 from harness.facts import Absent, absent
 from harness.protocol.flags import OPTION_NAMES
 
 SIMULATED_HEADER = "x-chimeraforge-simulated"
+UNLOAD_WAIT_S = 60.0
+"""How long an unload may take before it is a failure (a big model's VRAM is released in seconds)."""
 OPTION_ORDER = OPTION_NAMES
 """Key order of ``options`` on the wire: the spec's ``Options`` fields; the Rust agent uses the same order (a test
 checks it), so bodies match byte for byte."""
@@ -318,14 +321,30 @@ class OllamaClient:
     async def show(self, model: str) -> dict[str, Any]:
         return await self._post_json("/api/show", {"model": model})
 
-    async def unload(self, model: str) -> None:
-        """Ask the server to drop the model now (``keep_alive: 0``), so the next call pays a cold load."""
+    async def unload(self, model: str, *, wait_s: float = UNLOAD_WAIT_S, poll_s: float = 0.05) -> None:
+        """Drop the model (``keep_alive: 0``) and wait until ``/api/ps`` no longer lists it.
+
+        Ollama answers the request before its scheduler has unloaded the runner (``server/sched.go``), so the
+        next call could still meet the warm runner, or start loading before the GPU memory is free; the wait is
+        bounded by ``wait_s`` and fails with an :class:`OllamaError` that says what to check.
+        """
         body = request_body(model, prompt="", stream=False, options=None, keep_alive=0)
         try:
             response = await self._http.post("/api/generate", content=body)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from None
         self._check(response)
+        deadline = time.monotonic() + wait_s
+        while True:
+            loaded = [entry for entry in (await self.ps()).get("models") or [] if _is_model(entry, model)]
+            if not loaded:
+                return
+            if time.monotonic() >= deadline:
+                raise OllamaError(
+                    f"{model} is still loaded on {self.base_url} {wait_s:g} s after keep_alive: 0 asked to unload it",
+                    hint="another client may be using the model, or the runner is stuck: see the server log",
+                )
+            await anyio.sleep(poll_s)
 
     async def pull(self, model: str) -> AsyncIterator[dict[str, Any]]:
         """Pull a model, yielding Ollama's progress objects; raises on an ``error`` object or HTTP failure."""
@@ -420,13 +439,21 @@ class OllamaFacts(BaseModel):
     model_parameter_count: int | Absent
     model_context_length: int | Absent
     model_capabilities: list[str] | Absent
+    runtime: ServerRuntime | Absent = Field(
+        default_factory=lambda: absent("the server was not probed with a load (model preparation does that)")
+    )
+
+
+def _is_model(entry: object, model: str) -> bool:
+    """Whether a ``/api/tags`` or ``/api/ps`` entry is ``model`` (``gemma3`` is listed as ``gemma3:latest``)."""
+    wanted = {model} if ":" in model.rsplit("/", 1)[-1] else {model, f"{model}:latest"}
+    return isinstance(entry, dict) and bool({entry.get("name"), entry.get("model")} & wanted)
 
 
 def _model_entry(tags: dict[str, Any], model: str) -> dict[str, Any] | None:
-    wanted = {model} if ":" in model.rsplit("/", 1)[-1] else {model, f"{model}:latest"}
     for entry in tags.get("models") or []:
-        if isinstance(entry, dict) and ({entry.get("name"), entry.get("model")} & wanted):
-            return entry
+        if _is_model(entry, model):
+            return dict(entry)
     return None
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from typing import Any, Literal, NamedTuple
 
 from harness.containers import engine as docker_engine
 from harness.errors import EXIT_OK, EXIT_RUN_FAILURE, HarnessError
+from harness.evidence.model_store import Resolver, in_store, registry_reachable, store_finding
 from harness.evidence.telemetry import SLOWDOWN_REASONS, GpuDevice, GpuFacts, Nvml, gpu_facts
 from harness.facts import Absent
 from harness.sim.catalog import lookup as catalog_lookup
@@ -70,16 +72,27 @@ class Diagnosis:
 
 @dataclass(frozen=True)
 class ModelNeed:
-    """The model a run will load, its size when known, and how many servers load it at once."""
+    """The model a run will load, its size when known, and how many servers load it at once.
+
+    ``gpus`` (a report's topology) is the GPU of each server: the memory is then checked on those GPUs, each
+    against the servers it holds; and ``report`` adds the model-store check.
+    """
 
     name: str
     size_bytes: int | None
     servers: int = 1
+    gpus: tuple[str, ...] = ()
+    report: bool = False
 
     @classmethod
     def of(cls, model: str, servers: int = 1) -> ModelNeed:
         spec = catalog_lookup(model)
         return cls(normalize_name(model), spec.size_bytes if spec else None, servers)
+
+    @classmethod
+    def of_report(cls, model: str, gpus: Sequence[str]) -> ModelNeed:
+        base = cls.of(model, servers=len(gpus))
+        return cls(base.name, base.size_bytes, base.servers, tuple(gpus), report=True)
 
 
 class DiskUsage(NamedTuple):
@@ -106,12 +119,15 @@ def _tool_version(cmd: Sequence[str]) -> str | None:
 # ---------------------------------------------------------------------------------------------- checks
 
 
-def _docker(connect: Callable[[], docker_engine.Client]) -> tuple[Finding, docker_engine.EngineFacts | None]:
+def _docker(
+    connect: Callable[[], docker_engine.Client],
+) -> tuple[Finding, docker_engine.EngineFacts | None, docker_engine.Client | None]:
     try:
-        engine = docker_engine.engine_facts(connect())
+        client = connect()
+        engine = docker_engine.engine_facts(client)
     except HarnessError as exc:
         hint = exc.hint or docker_engine.ENGINE_HINT
-        return Finding("docker", "fail", f"Docker engine not reachable: {exc.message}", hint), None
+        return Finding("docker", "fail", f"Docker engine not reachable: {exc.message}", hint), None, None
     return (
         Finding(
             "docker",
@@ -120,6 +136,7 @@ def _docker(connect: Callable[[], docker_engine.Client]) -> tuple[Finding, docke
             f"{', '.join(engine.runtimes) or 'none'}, default {engine.default_runtime}",
         ),
         engine,
+        client,
     )
 
 
@@ -347,10 +364,35 @@ def _processes(devices: Sequence[GpuDevice]) -> Finding:
 
 
 def _vram(devices: Sequence[GpuDevice], need: ModelNeed) -> Finding:
+    if need.gpus:
+        return _vram_per_gpu(devices, need)
     frees = [(d.memory_free_bytes, d) for d in devices if isinstance(d.memory_free_bytes, int)]
     if not frees:
         return Finding("vram", "warn", "free GPU memory unreadable", "check `nvidia-smi`")
     free, best = max(frees, key=lambda x: x[0])
+    return _vram_on(free, best, need)
+
+
+def _vram_per_gpu(devices: Sequence[GpuDevice], need: ModelNeed) -> Finding:
+    """Each GPU a server is pinned to, against the servers it holds (both on one GPU: twice the model)."""
+    order = {"ok": 0, "warn": 1, "fail": 2, "skip": 1}
+    findings = []
+    for gpu in dict.fromkeys(need.gpus):
+        device = next((d for d in devices if gpu in (str(d.index), d.uuid)), None)
+        if device is None:
+            seen = ", ".join(str(d.index) for d in devices)
+            return Finding("vram", "fail", f"the topology pins a server to GPU {gpu}, which NVML does not list "
+                           f"(GPUs: {seen})", "fix [topology] device_ids in the spec")  # fmt: skip
+        if not isinstance(device.memory_free_bytes, int):
+            return Finding("vram", "warn", f"free memory of GPU {gpu} unreadable", "check `nvidia-smi`")
+        count = need.gpus.count(gpu)
+        findings.append(_vram_on(device.memory_free_bytes, device, ModelNeed(need.name, need.size_bytes, count)))
+    worst = max(findings, key=lambda f: order[f.status])
+    detail = "; ".join(f.detail for f in findings)
+    return Finding("vram", worst.status, detail, worst.fix)
+
+
+def _vram_on(free: int, best: GpuDevice, need: ModelNeed) -> Finding:
     servers = f"{need.servers} servers × " if need.servers > 1 else ""
     if need.size_bytes is None:
         return Finding(
@@ -379,6 +421,15 @@ def _vram(devices: Sequence[GpuDevice], need: ModelNeed) -> Finding:
             "free GPU memory (see gpu_processes)",
         )
     return Finding("vram", "ok", f"{what} plus headroom")
+
+
+def _model_store(client: docker_engine.Client | None, need: ModelNeed, resolve: Resolver, gpu: bool) -> Finding:
+    if client is None:
+        return Finding("model_store", "skip", "needs the Docker engine (see docker)")
+    status, detail, fix = store_finding(in_store(client, need.name), registry_reachable(resolve), need.name)
+    if status == "fail" and not gpu:  # a rehearsal host runs the simulator, which needs no weights
+        return Finding("model_store", "warn", f"{detail} (only the real Ollama backend needs it)", fix)
+    return Finding("model_store", status, detail, fix or None)  # type: ignore[arg-type]
 
 
 def _python(version: tuple[int, int, int]) -> Finding:
@@ -411,9 +462,11 @@ def diagnose(
     disk_usage: Callable[[str], Any] = shutil.disk_usage,
     tool_version: Callable[[Sequence[str]], str | None] = _tool_version,
     python_version: tuple[int, int, int] = (sys.version_info[0], sys.version_info[1], sys.version_info[2]),
+    resolve: Resolver = socket.getaddrinfo,
 ) -> Diagnosis:
-    """Every check, in a fixed order; GPU checks are ``skip`` (not missing) when there is no GPU."""
-    docker_finding, engine = _docker(connect)
+    """Every check, in a fixed order; GPU checks are ``skip`` (not missing) when there is no GPU; a report's
+    need adds the model-store check."""
+    docker_finding, engine, client = _docker(connect)
     gpu = gpu_facts(nvml)
     findings = [docker_finding, _disk(engine, need, disk_usage), _driver(gpu, require_gpu)]
     if isinstance(gpu, Absent):
@@ -433,6 +486,8 @@ def diagnose(
             _vram(gpu.devices, need),
         ]
     findings += [_docker_gpu(engine, gpu), *gpu_checks]
+    if need.report:
+        findings.append(_model_store(client, need, resolve, gpu=not isinstance(gpu, Absent)))
     findings += [_python(python_version), _rust(tool_version(["cargo", "--version"]))]
     return Diagnosis(findings=findings, gpu_present=not isinstance(gpu, Absent))
 

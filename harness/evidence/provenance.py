@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness import __version__
 from harness.artifacts import ArtifactDir, canonical_json, load_json_doc
@@ -71,6 +71,9 @@ FINGERPRINT_PATTERNS: tuple[str, ...] = (
     "ollama.simulated",
     "ollama.model",
     "ollama.model_digest",
+    "ollama.runtime.flash_attention",
+    "ollama.runtime.kv_cache_type",
+    "ollama.runtime.layers_on_gpu",
     "kit.version",
     "kit.git.commit",
     "kit.git.dirty",
@@ -170,13 +173,18 @@ class DockerSection(_Model):
 
 
 class ServerSettingsRecord(_Model):
-    """The ``OLLAMA_*`` server settings in force (the spec's ``[server]`` section for the kit's runs)."""
+    """The ``OLLAMA_*`` server settings the kit asked for (the spec's ``[server]`` section for the kit's runs).
+
+    ``flash_attention`` None means the variable was left unset (the server decides per model); what the server
+    actually ran with is in the ``ollama.runtime`` section, read from the server's own log and ``/api/ps``.
+    """
 
     num_parallel: int
     keep_alive: str
     context_length: int
-    flash_attention: bool
+    flash_attention: bool | None
     models: str | None
+    gpus: list[str] = Field(default_factory=lambda: ["0"], description="the GPU each server was given, in order")
 
 
 class RunContext(_Model):
@@ -535,6 +543,7 @@ def _server_record(server: OllamaServerSettings | None) -> ServerSettingsRecord 
         context_length=server.context_length,
         flash_attention=server.flash_attention,
         models=str(server.models) if server.models is not None else None,
+        gpus=list(server.gpus),
     )
 
 

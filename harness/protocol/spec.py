@@ -67,29 +67,92 @@ class Options(_Strict):
 
 class Model(_Strict):
     name: str = Field(min_length=1, description="Ollama model reference, e.g. gemma3:latest")
+    digest: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="pins the weights: the manifest digest /api/tags reports (64 hex, no sha256: prefix)",
+    )
     note: str | None = None
 
 
+SERVER_DEFAULTS: dict[str, dict[str, object]] = {
+    "0.12.10": {"num_parallel": 1, "keep_alive": "5m", "context_length": 4096, "flash_attention": None},
+}
+"""Each pinned Ollama version's own defaults (``envconfig/config.go``); ``flash_attention`` None: the server
+decides per model (the variable unset), which is what the reports' server logs show."""
+
+
 class Server(_Strict):
-    """Ollama server settings in force during the report (from its committed server logs)."""
+    """Ollama server settings in force during the report.
+
+    A setting left out is the pinned version's default, as the originals ran it; a setting given with another
+    value is a deliberate change and needs a line in ``reasons`` saying why, so a spec never drifts from the
+    protocol by accident.
+    """
 
     ollama_version: str
-    num_parallel: int = Field(ge=1)
-    keep_alive: str
-    context_length: int = Field(ge=1)
-    flash_attention: bool = False
+    num_parallel: int = Field(default=1, ge=1)
+    keep_alive: str = "5m"
+    context_length: int = Field(default=4096, ge=1)
+    flash_attention: bool | None = Field(default=None, description="None: unset, the server decides per model")
+    reasons: dict[str, str] = Field(default_factory=dict, description="setting → why it differs from the default")
+
+    def require_reasons(self, where: str) -> None:
+        """A spec about to run: every setting is the pinned version's default, or a change with a reason.
+
+        Checked when a reproduction starts rather than when a spec is read, so artifacts and bundles made by
+        earlier kits (whose specs wrote every default out) still load and re-run as they were made.
+        """
+        defaults = SERVER_DEFAULTS.get(self.ollama_version)
+        if defaults is None:
+            raise SpecError(
+                f"{where}: server.ollama_version: no defaults are known for Ollama {self.ollama_version}; the kit "
+                f"knows {', '.join(SERVER_DEFAULTS)}",
+                hint="pin a version the kit knows, or add its defaults to harness.protocol.spec.SERVER_DEFAULTS",
+            )
+        unknown = sorted(set(self.reasons) - set(defaults))
+        if unknown:
+            raise SpecError(
+                f"{where}: server.reasons: reasons for unknown setting(s) {', '.join(unknown)}",
+                hint=f"the settings are {', '.join(defaults)}",
+            )
+        for name, default in defaults.items():
+            value = getattr(self, name)
+            if value != default and not self.reasons.get(name, "").strip():
+                raise SpecError(
+                    f"{where}: server.{name} = {value!r} differs from Ollama {self.ollama_version}'s default "
+                    f"{default!r}",
+                    hint=f"remove it to run the default, as the originals did, or say why in server.reasons.{name}",
+                )
+
+    def changed(self) -> dict[str, object]:
+        """The settings that differ from the pinned version's default (each with a reason)."""
+        defaults = SERVER_DEFAULTS.get(self.ollama_version, {})
+        return {name: getattr(self, name) for name, default in defaults.items() if getattr(self, name) != default}
 
 
 class Topology(_Strict):
     ollama: Literal["single", "dual"]
     ports: list[int] = Field(min_length=1, max_length=2)
+    device_ids: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2,
+        description="GPU of each server (index or UUID); None: every server on GPU 0, as the originals ran",
+    )
 
     @model_validator(mode="after")
     def _ports_match(self) -> Self:
         want = 1 if self.ollama == "single" else 2
         if len(self.ports) != want:
             raise ValueError(f"{self.ollama} topology needs {want} port(s), got {len(self.ports)}")
+        if self.device_ids is not None and len(self.device_ids) != want:
+            raise ValueError(f"{self.ollama} topology needs {want} device id(s), got {len(self.device_ids)}")
         return self
+
+    def gpus(self) -> list[str]:
+        """The GPU each server is given, in server order."""
+        return list(self.device_ids) if self.device_ids is not None else ["0"] * len(self.ports)
 
 
 class Runtime(_Strict):

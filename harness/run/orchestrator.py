@@ -28,14 +28,14 @@ from harness import __version__
 from harness.agents.runner import SingleAgent, Timeouts, run_multi, run_single
 from harness.agents.workflow import Workload
 from harness.artifacts import ArtifactDir, ContainerStats, ModelFacts, RunResult, Sweep, load_sweep
-from harness.engines.ollama import OllamaClient, OllamaFacts, server_facts
-from harness.errors import BadInputError, OllamaError
+from harness.errors import BadInputError
 from harness.evidence.telemetry import TELEMETRY_FILE, GpuSampler, Nvml, telemetry_json
 from harness.facts import Absent
 from harness.protocol.flags import option_flags
 from harness.protocol.plan import PYTHON_RUNTIMES, Plan, Run
 from harness.protocol.spec import Spec
 from harness.records import AgentRunRecord, CallRecord, MultiRunRecord, parse_record
+from harness.run.model_prep import ModelPolicy, PreparedModel, prepare_model
 from harness.settings import OllamaServerSettings, Settings
 from harness.sim.config import SimConfig
 from harness.sim.server import SimServer
@@ -89,44 +89,6 @@ PULL_TIMEOUT_S = 3600.0
 """A first pull downloads gigabytes; the per-request timeout of the agents does not apply to it."""
 
 
-def model_tag(name: str) -> str:
-    """Ollama's canonical name: ``gemma3`` is listed by /api/tags as ``gemma3:latest``."""
-    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
-
-
-@dataclass(frozen=True)
-class PreparedModel:
-    """The model after its pull: the sweep's identity of it, and what the server said (for provenance)."""
-
-    facts: ModelFacts
-    server: OllamaFacts
-
-
-async def describe_model(base_url: str, model: str, *, pull_timeout_s: float = PULL_TIMEOUT_S) -> PreparedModel:
-    """Pull ``model`` (a no-op when the store has it), then read its digest and size and the server's version."""
-    started = time.monotonic()
-    async with OllamaClient(base_url, request_timeout_s=pull_timeout_s) as client:
-        async for _progress in client.pull(model):
-            pass
-    pulled = time.monotonic() - started
-    server = await server_facts(base_url, model)
-    if isinstance(server.model_digest, Absent):
-        raise OllamaError(
-            f"{model} has no digest on {base_url} after its pull: {server.model_digest.reason}",
-            hint="check the model reference in the spec and the server log",
-        )
-    size = server.model_size_bytes
-    facts = ModelFacts(
-        name=model_tag(model),
-        digest=server.model_digest,
-        size_bytes=size if isinstance(size, int) else None,
-        server_version=server.version,
-        simulated=server.simulated,
-        pull_duration_s=pulled,
-    )
-    return PreparedModel(facts, server)
-
-
 @dataclass(frozen=True)
 class LocalSimExecutor:
     """Fresh in-process simulated servers per run; dual topology time-slices one simulated GPU."""
@@ -136,6 +98,10 @@ class LocalSimExecutor:
     time_scale: float
     timeouts: Timeouts = field(default_factory=Timeouts)
     backend: str = "sim"
+    model_policy: ModelPolicy = field(default_factory=ModelPolicy)
+    sim_store: tuple[str, ...] | None = None
+    """Models in the simulated store at preparation; None: the spec's model (as a prepared volume holds it)."""
+    sim_registry_reachable: bool = True
 
     @property
     def client(self) -> None:
@@ -153,8 +119,20 @@ class LocalSimExecutor:
             )
 
     async def prepare_model(self, spec: Spec) -> PreparedModel:
-        async with SimServer(SimConfig(seed=self.seed, time_scale=self.time_scale, preload=(spec.model.name,))) as sim:
-            return await describe_model(sim.base_url, spec.model.name)
+        config = SimConfig(
+            seed=self.seed,
+            time_scale=self.time_scale,
+            preload=(spec.model.name,) if self.sim_store is None else self.sim_store,
+            registry_reachable=self.sim_registry_reachable,
+            flash_attention=spec.server.flash_attention,
+            context_length=spec.server.context_length,
+            num_parallel=spec.server.num_parallel,
+            keep_alive=spec.server.keep_alive,
+        )
+        async with SimServer(config) as sim:
+            return await prepare_model(
+                sim.base_url, spec.model.name, self.model_policy, server_log=sim.log.text, request_timeout_s=60.0
+            )
 
     async def execute(self, run: Run, spec: Spec) -> RunOutcome:
         outcome = RunOutcome()
@@ -187,6 +165,7 @@ class LocalSimExecutor:
                 preload=(run.model,),
                 shared_device=f"run-{run.run_id}" if len(spec.topology.ports) > 1 else None,
                 device_dir=device_dir if len(spec.topology.ports) > 1 else None,
+                gpu_id=spec.topology.gpus()[index],
             )
         )
 
@@ -230,6 +209,7 @@ def server_settings(spec: Spec) -> OllamaServerSettings:
         keep_alive=spec.server.keep_alive,
         context_length=spec.server.context_length,
         flash_attention=spec.server.flash_attention,
+        gpus=tuple(spec.topology.gpus()),
     )
 
 
@@ -311,6 +291,7 @@ class DockerExecutor:
     connect_timeout_s: float = 10.0
     compose_dir: Path | None = None
     """Where the compose files are read from (a bundle's own); None: the kit's ``compose/``."""
+    model_policy: ModelPolicy = field(default_factory=ModelPolicy)
     _live: list[Stack] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
@@ -415,7 +396,15 @@ class DockerExecutor:
         ) as live:
             self._live.append(live)
             try:
-                return asyncio.run(describe_model(live.url("ollama"), spec.model.name))
+                return asyncio.run(
+                    prepare_model(
+                        live.url("ollama"),
+                        spec.model.name,
+                        self.model_policy,
+                        server_log=lambda: live.logs("ollama"),
+                        request_timeout_s=PULL_TIMEOUT_S,
+                    )
+                )
             finally:
                 self._live.remove(live)
 

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +31,7 @@ from harness.facts import Absent, absent
 from harness.progress import Progress
 from harness.protocol.plan import Plan, expand
 from harness.protocol.spec import Config, Spec, load_spec, spec_path
+from harness.run.model_prep import ModelRequest
 from harness.run.orchestrator import (
     DockerExecutor,
     Executor,
@@ -61,6 +62,7 @@ class SpecRequest:
     out: Path | None = None
     command: tuple[str, ...] = ()
     """The command line as typed (recorded in sweep.json, provenance and the manifest)."""
+    model: ModelRequest = dataclasses.field(default_factory=ModelRequest)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class BundleRequest:
     executor: ExecutorKind = "docker"
     out: Path | None = None
     command: tuple[str, ...] = ()
+    model: ModelRequest = dataclasses.field(default_factory=ModelRequest)
 
 
 Request = SpecRequest | BundleRequest
@@ -165,6 +168,8 @@ def local_executor(spec: Spec, settings: Settings) -> LocalSimExecutor:
         seed=settings.sim_seed,
         time_scale=settings.time_scale,
         timeouts=Timeouts(settings.request_timeout_s, settings.connect_timeout_s),
+        sim_store=() if settings.sim_store == "empty" else None,
+        sim_registry_reachable=settings.sim_registry == "reachable",
     )
 
 
@@ -190,6 +195,7 @@ def _from_spec(request: SpecRequest, settings: Settings, progress: Progress, on_
         raise BadInputError("--runs must be at least 1")
     path = spec_path(settings.experiments_dir, request.report)
     spec = load_spec(path)
+    spec.server.require_reasons(str(path))
     plan = expand(
         spec,
         runs_per_config=request.runs,
@@ -210,6 +216,7 @@ def _from_spec(request: SpecRequest, settings: Settings, progress: Progress, on_
     else:
         progress("checking the kit's images (built on first use; offline when no registry answers)")
         executor = with_images(docker, progress, rust=any(r.language == "rust" for r in plan.runs))
+    executor = replace(executor, model_policy=request.model.policy(spec, settings))
     executor.check(plan)
     out = ArtifactDir(request.out or settings.artifacts_dir / f"{spec.id}-{executor.backend}")
     return _run_and_record(out, spec, path, plan, executor, settings, progress, on_run, list(request.command))
@@ -281,6 +288,7 @@ def _from_bundle(
             )
         else:
             executor = local_executor(spec, rerun)
+        executor = replace(executor, model_policy=request.model.policy(spec, rerun))
         executor.check(verified.plan)
         if index.simulated:
             progress("SIMULATED: a rehearsal against the simulated Ollama, not a measurement.")
@@ -333,7 +341,10 @@ def _run_and_record(
         prepared: list[PreparedModel] = []
 
         def pull_model() -> ModelFacts:
-            progress(f"preparing {spec.model.name} on the {executor.backend} backend (pulled once, then reused)")
+            progress(
+                f"preparing {spec.model.name} on the {executor.backend} backend (from the server's store; a pull "
+                "only when allowed)"
+            )
             prepared.append(asyncio.run(executor.prepare_model(spec)))
             facts = prepared[0].facts
             progress(f"model {facts.name} {facts.digest[:19]}… served by {facts.server_version}")

@@ -23,6 +23,7 @@ from harness.sim.catalog import CATALOG
 from harness.sim.config import SimConfig
 from harness.sim.faults import FAULT_KINDS, parse_fault
 from harness.sim.server import SimServer
+from harness.sim.serverlog import ServerLog
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stall-ms", type=float, default=None, help="length of a stall fault (default 2000)")
     p.add_argument("--slow-start-ms", type=float, default=None, help="delay of a slow-start fault (default 3000)")
     p.add_argument("--record", type=Path, default=None, metavar="PATH", help="append ground truth as JSON Lines")
+    p.add_argument(
+        "--registry",
+        choices=("reachable", "unreachable"),
+        default=None,
+        help="unreachable: /api/pull fails as on an offline host (default reachable)",
+    )
+    p.add_argument("--unload-delay-ms", type=float, default=None, help="how long a keep_alive: 0 unload takes (150)")
+    p.add_argument("--gpu-id", default=None, help="the GPU this server says it runs on (its load log lines)")
     return p
 
 
@@ -97,6 +106,9 @@ def config_from_args(argv: Sequence[str] | None = None) -> SimConfig:
             stall_ms=args.stall_ms,
             slow_start_ms=args.slow_start_ms,
             record_path=args.record,
+            registry_reachable=None if args.registry is None else args.registry == "reachable",
+            unload_delay_ms=args.unload_delay_ms,
+            gpu_id=args.gpu_id,
         )
     except (ValueError, ValidationError) as exc:
         raise SettingsError(f"invalid simulator option: {exc}", hint="see python -m harness.sim --help") from None
@@ -109,7 +121,7 @@ async def serve(config: SimConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    async with SimServer(config) as sim:
+    async with SimServer(config, log=ServerLog.to_stderr()) as sim:
         print(f"chimeraforge-sim (simulated Ollama) listening on {sim.base_url}", flush=True)
         await stop.wait()
 

@@ -40,6 +40,9 @@ class ModelSpec:
     calibrated_decode_tps: float | None = None
     """Full-offload decode rate at num_ctx 4096 on the reports' GPU, where the reports measured one."""
     capabilities: tuple[str, ...] = ("completion",)
+    flash_attention: bool = True
+    """Whether the model's architecture supports flash attention, which Ollama 0.12.10 enables by default for
+    such models when ``OLLAMA_FLASH_ATTENTION`` is unset (gemma3 and llama do)."""
 
     @property
     def digest(self) -> str:

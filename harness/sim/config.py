@@ -30,7 +30,10 @@ class SimConfig(BaseModel):
     num_parallel: int = Field(default=1, ge=1, description="OLLAMA_NUM_PARALLEL")
     keep_alive: str = Field(default="5m", description="OLLAMA_KEEP_ALIVE, a Go duration")
     context_length: int = Field(default=4096, ge=1, description="OLLAMA_CONTEXT_LENGTH, default num_ctx")
-    flash_attention: bool = False
+    flash_attention: bool | None = Field(default=None, description="OLLAMA_FLASH_ATTENTION; None: per model")
+    registry_reachable: bool = Field(default=True, description="False: /api/pull fails like an offline host")
+    unload_delay_ms: float = Field(default=150.0, ge=0, description="how long a keep_alive: 0 unload takes")
+    gpu_id: str = Field(default="0", description="the GPU this server reports it runs on (device_ids)")
     models_dir: Path | None = Field(default=None, description="OLLAMA_MODELS; None keeps pulls in memory")
     preload: tuple[str, ...] = Field(default=(), description="models available without a pull")
 

@@ -2,10 +2,11 @@
 
 Kinds: ``drop`` (close the connection halfway through the answer), ``stall`` (pause halfway for ``stall_ms``),
 ``error500`` (HTTP 500 with an Ollama-style ``{"error": ...}`` body, before any work), ``slow-start`` (wait
-``delay_ms`` before the first byte). Probabilistic faults (``--fault KIND[:P]``) are drawn per generation
-request from ``sha256(seed, request sequence number, kind)``, so a seed gives the same faults for the same
-request order. Queued faults (``POST /sim/faults``) apply to the next requests in order and win over the
-probabilistic ones.
+``delay_ms`` before the first byte), ``error-midstream`` (halfway, one NDJSON ``{"error": ...}`` line, then the
+body ends cleanly, as Ollama reports a failure after output started). Probabilistic faults (``--fault
+KIND[:P]``) are drawn per generation request from ``sha256(seed, request sequence number, kind)``, so a seed
+gives the same faults for the same request order. Queued faults (``POST /sim/faults``) apply to the next
+requests in order and win over the probabilistic ones.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-FaultKind = Literal["drop", "stall", "error500", "slow-start"]
-FAULT_KINDS: tuple[FaultKind, ...] = ("drop", "stall", "error500", "slow-start")
+FaultKind = Literal["drop", "stall", "error500", "slow-start", "error-midstream"]
+FAULT_KINDS: tuple[FaultKind, ...] = ("drop", "stall", "error500", "slow-start", "error-midstream")
 
 DEFAULT_STALL_MS = 2000.0
 DEFAULT_SLOW_START_MS = 3000.0

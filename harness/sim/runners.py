@@ -59,6 +59,22 @@ def parse_keep_alive(value: object) -> int:
     return sign * total
 
 
+def go_duration(ns: int) -> str:
+    """A duration as Go's ``time.Duration.String`` prints it for whole seconds and up (``5m0s``, ``1h0m0s``)."""
+    if ns < 0:
+        return "-" + go_duration(-ns)
+    seconds = ns // 10**9
+    if ns % 10**9 or seconds == 0:
+        return f"{ns / 1e9:g}s"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
 @dataclass
 class Runner:
     """A model loaded with fixed context/offload settings."""
@@ -150,11 +166,18 @@ class RunnerPool:
                 del self._runners[runner.model.name]
             self._cond.notify_all()
 
-    async def unload(self, model_name: str) -> None:
-        """``keep_alive: 0`` with no prompt: unload now if idle, else as soon as it goes idle."""
+    def current(self, model_name: str) -> Runner | None:
+        """The runner of ``model_name`` now, loaded or loading (None: nothing to unload)."""
+        return self._runners.get(model_name)
+
+    async def unload(self, model_name: str, only: Runner | None = None) -> None:
+        """``keep_alive: 0`` with no prompt: unload now if idle, else as soon as it goes idle.
+
+        ``only``: unload that runner, not one loaded since the unload was asked for.
+        """
         async with self._cond:
             runner = self._runners.get(model_name)
-            if runner is None:
+            if runner is None or (only is not None and runner is not only):
                 return
             if runner.active == 0:
                 del self._runners[model_name]

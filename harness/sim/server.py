@@ -34,11 +34,14 @@ from harness.sim.formats import (
 )
 from harness.sim.ingress import ArrivalClock
 from harness.sim.recorder import Recorder, RequestRecord
-from harness.sim.runners import RunnerPool, parse_keep_alive
+from harness.sim.runners import Runner, RunnerPool, parse_keep_alive
+from harness.sim.serverlog import ServerLog, config_env
 from harness.sim.text import TokenStream, content_key, count_prompt_tokens, plan_length
 from harness.sim.timing import gpu_layers
 
 OLLAMA_VERSION = "0.12.10"
+REGISTRY_HOST = "registry.ollama.ai"
+MIDSTREAM_ERROR = "an error was encountered while running the model: simulated runner failure"
 SIM_HEADER = "X-Chimeraforge-Simulated"
 REQUEST_ID_HEADER = "X-Chimeraforge-Request-Id"
 _RECORD_KEY = web.RequestKey("sim_record", RequestRecord)
@@ -81,8 +84,10 @@ class _StampingRunner(web.AppRunner):
 class SimServer:
     """One simulated Ollama instance; ``async with SimServer(config) as sim: sim.base_url``."""
 
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(self, config: SimConfig, *, log: ServerLog | None = None) -> None:
         self.config = config
+        self.log = log or ServerLog()
+        self._unloads: set[asyncio.Task[None]] = set()
         self._perf = config.perf_model()
         self._store = ModelStore(config.models_dir)
         self._recorder = Recorder(config.record_path)
@@ -121,9 +126,12 @@ class SimServer:
         self._port = sock.getsockname()[1]
         site = web.SockSite(self._runner, sock)
         await site.start()
+        self.log.server_config(config_env(self.config, self._port))
 
     async def stop(self) -> None:
         """Stop serving and remove this instance's shared-device file."""
+        for task in list(self._unloads):
+            task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -233,7 +241,7 @@ class SimServer:
     async def _body(request: web.Request) -> dict[str, Any]:
         raw = await request.read()
         if not raw.strip():
-            return {}
+            raise _ApiError(400, "missing request body")  # server/routes.go, on an empty body
         try:
             body = json.loads(raw)
         except ValueError as exc:
@@ -248,7 +256,7 @@ class SimServer:
         full = normalize_name(name)
         spec = CATALOG.get(full)
         if spec is None or not self._store.has(full):
-            raise _ApiError(404, f'model "{name}" not found, try pulling it first')
+            raise _ApiError(404, f"model '{name}' not found")
         return spec
 
     # -- simple endpoints ------------------------------------------------------------------------------------
@@ -369,6 +377,16 @@ class SimServer:
 
         await status({"status": "pulling manifest"})
         await asyncio.sleep(0.05 * scale)
+        if not self.config.registry_reachable:
+            # server/images.go PullModel asks the registry for the manifest first, even for a model in the store.
+            message = (
+                f'pull model manifest: Get "https://{REGISTRY_HOST}/v2/library/{full.replace(":", "/manifests/")}": '
+                f"dial tcp: lookup {REGISTRY_HOST}: no such host"
+            )
+            if out is not None:
+                await status({"error": message})
+                return out.response
+            return await self._send_json(request, {"error": message}, 500)
         if spec is None:
             message = "pull model manifest: file does not exist"
             if out is not None:
@@ -551,16 +569,40 @@ class SimServer:
         """Ollama's empty-prompt requests: load the model, or unload it with ``keep_alive: 0``."""
         assert self._runners is not None and self._slots is not None
         if gen.keep_alive_ns == 0:
-            await self._runners.unload(gen.spec.name)
+            # server/sched.go: the answer goes out first, the runner is expired and unloaded later.
+            runner = self._runners.current(gen.spec.name)
+            if runner is not None:
+                task = asyncio.create_task(self._unload_later(gen.spec.name, runner))
+                self._unloads.add(task)
+                task.add_done_callback(self._unloads.discard)
             return await self._send_json(request, fmt.control("unload"))
         try:
             num_ctx, num_gpu = self._runner_settings(gen)
         except _ApiError as exc:
             return await self._send_json(request, fmt.error_body(exc.status, exc.message), exc.status)
-        async with self._slots:
-            runner, _ = await self._runners.acquire(gen.spec, num_ctx, num_gpu)
-            await self._runners.release(runner, gen.keep_alive_ns)
+        runner, cold = await self._runners.acquire(gen.spec, num_ctx, num_gpu)
+        if cold:
+            self._log_load(gen.spec, num_gpu)
+        await self._runners.release(runner, gen.keep_alive_ns)
         return await self._send_json(request, fmt.control("load"))
+
+    async def _unload_later(self, name: str, runner: Runner) -> None:
+        await asyncio.sleep(self.config.unload_delay_ms / 1000.0 * self.config.time_scale)
+        await self._runners.unload(name, only=runner)  # type: ignore[union-attr]
+
+    def _log_load(self, spec: ModelSpec, num_gpu: int | None) -> None:
+        layers = gpu_layers(spec, num_gpu)
+        self.log.runner_loaded(
+            spec,
+            flash_attention=self._flash_attention(spec),
+            kv_cache_type="f16",
+            layers_on_gpu=layers + 1 if layers == spec.layers else layers,
+            gpu_id=self.config.gpu_id,
+        )
+
+    def _flash_attention(self, spec: ModelSpec) -> bool:
+        """``OLLAMA_FLASH_ATTENTION`` when set, else the model's own default (envconfig ``BoolWithDefault``)."""
+        return spec.flash_attention if self.config.flash_attention is None else self.config.flash_attention
 
     async def _run(self, request: web.Request, gen: _Generation, fmt: Format) -> web.StreamResponse:
         assert self._runners is not None and self._slots is not None
@@ -590,15 +632,18 @@ class SimServer:
         pieces: list[str] = []
         context: list[int] = []
 
-        async with self._slots:
-            load_start = time.monotonic_ns()
-            runner, _cold = await self._runners.acquire(spec, num_ctx, num_gpu)
-            try:
-                load_ns = time.monotonic_ns() - load_start
+        # server/routes.go starts the load clock when the handler is entered and stops it when the scheduler
+        # hands over a ready runner: waiting for another option set's generation and the reload count as load.
+        runner, cold = await self._runners.acquire(spec, num_ctx, num_gpu)
+        load_ns = time.monotonic_ns() - arrival
+        if cold:
+            self._log_load(spec, num_gpu)
+        try:
+            async with self._slots:  # llm/server.go: the runner's semaphore, taken inside the completion
                 if "slow-start" in faults:
                     await asyncio.sleep(self._fault_delay(faults["slow-start"]) * scale)
                 prompt_start = time.monotonic_ns()
-                prompt_tps = self._perf.prompt_tps_for(spec, num_gpu, flash_attention=self.config.flash_attention)
+                prompt_tps = self._perf.prompt_tps_for(spec, num_gpu, flash_attention=self._flash_attention(spec))
                 await asyncio.sleep(prompt_count / prompt_tps * scale)
                 eval_start = time.monotonic_ns()
                 prompt_ns = eval_start - prompt_start
@@ -616,15 +661,22 @@ class SimServer:
                     dropped = await self._decode(plan.eval_count, alone_tps, emit, faults)
                 except ConnectionResetError:  # the client went away mid-stream: stop quietly, as Ollama does
                     return out.response
+                if dropped and "error-midstream" in faults:
+                    # server/routes.go: a failure after output started is one NDJSON error line; the body ends.
+                    await out.write(dumps({"error": MIDSTREAM_ERROR}) + b"\n")
+                    return out.response
                 if dropped:
                     return out.drop()
+                eos = plan.done_reason == "stop"
+                if eos:  # the end-of-sequence token is sampled (one more decode step) and counted, never sent
+                    await asyncio.sleep(scale / alone_tps)
                 eval_ns = time.monotonic_ns() - eval_start
                 timings = Timings(
                     total_duration=time.monotonic_ns() - arrival,
                     load_duration=load_ns,
                     prompt_eval_count=prompt_count,
                     prompt_eval_duration=prompt_ns,
-                    eval_count=plan.eval_count,
+                    eval_count=plan.eval_count + (1 if eos else 0),
                     eval_duration=eval_ns,
                     done_reason=plan.done_reason,
                 )
@@ -634,8 +686,8 @@ class SimServer:
                 else:
                     await out.write(dumps(fmt.whole("".join(pieces), timings, context)))
                 return out.response
-            finally:
-                await self._runners.release(runner, gen.keep_alive_ns)
+        finally:
+            await self._runners.release(runner, gen.keep_alive_ns)
 
     def _fault_delay(self, fault: Fault) -> float:
         return fault.delay_s(self.config.stall_ms, self.config.slow_start_ms)
@@ -647,7 +699,7 @@ class SimServer:
         emit: Callable[[int], Awaitable[None]],
         faults: dict[FaultKind, Fault],
     ) -> bool:
-        """Emit ``count`` tokens on the device's schedule; returns True when a drop fault cut the stream.
+        """Emit ``count`` tokens on the device's schedule; True when a drop or error-midstream fault cut the stream.
 
         The per-token delay follows a running schedule (not a sleep per token), so scheduling overhead does
         not accumulate; the share of the device is re-read every ``rate_update_ms``.
@@ -663,7 +715,7 @@ class SimServer:
             per_token_s = 0.0
             for index in range(count):
                 if index == fault_at:
-                    if "drop" in faults:
+                    if "drop" in faults or "error-midstream" in faults:
                         return True
                     if "stall" in faults:
                         await asyncio.sleep(self._fault_delay(faults["stall"]) * scale)
@@ -680,7 +732,7 @@ class SimServer:
                 elif index % 16 == 15:
                     await asyncio.sleep(0)
                 await emit(index)
-            return "drop" in faults and count == 0
+            return ("drop" in faults or "error-midstream" in faults) and count == 0
         finally:
             device.leave()
 

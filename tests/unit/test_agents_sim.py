@@ -62,7 +62,8 @@ async def test_single_agent_writes_valid_records_matching_ground_truth() -> None
         truth = emissions[request.request_id]
         text_chunks = len(truth) - 1  # the last emission is the final done chunk
         assert call.server_simulated
-        assert call.chunk_count == text_chunks == call.eval_count == 40
+        assert call.chunk_count == text_chunks == 40
+        assert call.eval_count == 41  # Ollama counts the end-of-sequence token, which is never streamed
         assert request.body_sha256 == call.request_sha256
         # the client sees each chunk after the server emitted it, never before
         assert call.first_chunk_ns is not None and call.first_chunk_ns >= truth[0]
@@ -142,7 +143,7 @@ async def test_non_streaming_workflow_records_one_chunk_per_call() -> None:
         )
         assert all(r.body["stream"] is False for r in server.requests if r.path == "/api/generate")
     calls = [r for r in sink if isinstance(r, CallRecord)]
-    assert all(c.ok and c.chunk_count == 1 and c.eval_count == 40 for c in calls)
+    assert all(c.ok and c.chunk_count == 1 and c.eval_count == 41 for c in calls)  # 40 tokens + the EOS
 
 
 @pytest.mark.parametrize("bad", ["http://127.0.0.1:9"])

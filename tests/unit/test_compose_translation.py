@@ -68,7 +68,7 @@ def test_single_stack_translates() -> None:
         "OLLAMA_NUM_PARALLEL": "2",
         "OLLAMA_KEEP_ALIVE": "5m",
         "OLLAMA_CONTEXT_LENGTH": "4096",
-        "OLLAMA_FLASH_ATTENTION": "false",
+        "OLLAMA_FLASH_ATTENTION": "",  # unset: the server decides per model (never forced by the kit)
     }
     assert [(p.host_ip, p.host_port, p.container_port) for p in ollama.ports] == [("127.0.0.1", 11434, 11434)]
     assert ollama.user == "10001:10001"
@@ -98,6 +98,7 @@ def test_sim_override_swaps_image_command_and_drops_gpu() -> None:
         assert svc.command == (
             "python", "-m", "harness.sim", "--host", "0.0.0.0", "--port", "11434",
             "--seed", "1234", "--time-scale", "1", "--shared-device", "gpu0", "--preload", "gemma3:latest",
+            "--gpu-id", "0",  # each server's GPU (topology device_ids), named in its load log lines
         )  # fmt: skip
         assert svc.gpus == ()
         assert svc.environment["OLLAMA_KEEP_ALIVE"] == "5m"  # settings untouched by the override
@@ -109,7 +110,7 @@ def test_gpu_reservation_becomes_device_request() -> None:
     (gpu,) = project.services["ollama"].gpus
     request = device_request(gpu)
     assert request.driver == "nvidia"
-    assert request.count == -1
+    assert request.count == 0 and request.device_ids == ["0"]  # one GPU per server, GPU 0 by default
     assert request.capabilities == [["gpu"]]
 
 

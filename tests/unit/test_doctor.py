@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -22,6 +26,7 @@ from harness.evidence.doctor import (
     render_rich,
     summary,
 )
+from harness.evidence.model_store import in_store, manifest_path, registry_reachable, store_finding
 from harness.evidence.telemetry import Nvml, load_nvml
 from harness.sim.catalog import CATALOG
 from tests.fakes.nvml import NVML_ERROR_LIBRARY_NOT_FOUND, NVML_ERROR_NOT_SUPPORTED, FakeGpu, FakeNvml
@@ -210,3 +215,73 @@ def test_renderings_carry_every_finding() -> None:
 def test_docker_unreachable_is_a_finding_not_an_exception() -> None:
     found = by_check(run(FakeNvml()))["docker"]
     assert found.status == "fail" and "not reachable" in found.detail
+
+
+def test_report_vram_checks_the_gpu_each_server_is_pinned_to() -> None:
+    size = CATALOG["gemma3:latest"].size_bytes
+    total = 12 << 30
+    room_for_one = total - size - VRAM_HEADROOM_BYTES - (1 << 30)  # used: one server fits with headroom
+
+    def vram(gpus: list[str], used: list[int]) -> Finding:
+        cards = [
+            FakeGpu(memory_total=total, memory_used=u, uuid=f"GPU-{i}0000000-1111-2222-3333-444444444444")
+            for i, u in enumerate(used)
+        ]
+        need = ModelNeed.of_report("gemma3:latest", gpus)
+        return by_check(run(FakeNvml(cards), need=need))["vram"]
+
+    both_on_one = vram(["0", "0"], [room_for_one])  # the originals' set-up: both servers on GPU 0
+    assert both_on_one.status == "fail" and "2 servers ×" in both_on_one.detail and "GPU 0" in both_on_one.detail
+    spread = vram(["0", "1"], [room_for_one, room_for_one])
+    assert spread.status == "ok" and "GPU 0" in spread.detail and "GPU 1" in spread.detail
+    by_uuid = vram(["GPU-10000000-1111-2222-3333-444444444444"], [0, 0])
+    assert by_uuid.status == "ok" and "GPU 1" in by_uuid.detail
+    missing = vram(["0", "3"], [0])
+    assert missing.status == "fail" and "GPU 3" in missing.detail and "device_ids" in (missing.fix or "")
+
+
+def test_report_adds_the_model_store_check() -> None:
+    plain = by_check(run(FakeNvml()))
+    assert "model_store" not in plain  # `doctor` alone says nothing about a report's model
+    found = by_check(run(FakeNvml(), need=ModelNeed.of_report("gemma3:latest", ["0", "0"])))
+    assert found["model_store"].status == "skip"  # this engine is unreachable: nothing to look into
+
+
+def test_model_store_findings_say_the_way_out() -> None:
+    assert manifest_path(Path("/m"), "gemma3") == Path("/m/manifests/registry.ollama.ai/library/gemma3/latest")
+    assert manifest_path(Path("/m"), "me/tiny:q4") == Path("/m/manifests/registry.ollama.ai/me/tiny/q4")
+    assert store_finding(True, False, "gemma3:latest")[0] == "ok"
+    status, detail, fix = store_finding(False, True, "gemma3:latest")
+    assert status == "warn" and "--pull" in detail
+    status, detail, fix = store_finding(False, False, "gemma3:latest")
+    assert status == "fail" and "cannot pull" in detail and "air-gapped" in fix
+    assert store_finding("volume unreadable", False, "gemma3:latest")[0] == "warn"
+
+    def offline(host: str, port: int) -> None:
+        raise socket.gaierror(-2, "Name or service not known")
+
+    assert registry_reachable(offline) is False
+    assert registry_reachable(lambda host, port: [("addr",)]) is True
+
+
+@pytest.mark.docker
+def test_model_store_looks_into_a_real_volume() -> None:
+    import docker
+
+    client = docker.from_env()
+    name = f"cfk-test-store-{uuid.uuid4().hex[:8]}"
+    volume = client.volumes.create(name, labels={"io.chimeraforge.kit": "1", "io.chimeraforge.test": "doctor"})
+    try:
+        mount = Path(volume.attrs["Mountpoint"])
+        stored = in_store(client, "gemma3:latest", volume=name)
+        if not os.access(mount, os.W_OK):
+            assert isinstance(stored, str) and "not" in stored  # a remote engine or no root: says so
+            return
+        assert stored is False
+        manifest = manifest_path(mount, "gemma3:latest")
+        manifest.parent.mkdir(parents=True)
+        manifest.write_text("{}")
+        assert in_store(client, "gemma3", volume=name) is True
+        assert in_store(client, "gemma3", volume=name + "-absent") is False
+    finally:
+        volume.remove(force=True)

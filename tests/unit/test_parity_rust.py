@@ -158,3 +158,40 @@ async def test_every_spec_option_gives_identical_bodies(rust_bin: Path, tmp_path
         )  # fmt: skip
         assert len(_bodies(py_sim)) == 2
         assert _bodies(py_sim) == _bodies(rs_sim)
+
+
+def _waited_for_unloads(server: SimServer, delay_ns: int) -> int:
+    """How many unloads the agent waited out: /api/ps asked, and the next generate only after the runner left."""
+    requests = list(server.requests)
+
+    def is_unload(r: object) -> bool:
+        return getattr(r, "path", "") == "/api/generate" and getattr(r, "body", {}).get("keep_alive") == 0
+
+    # an unload with nothing loaded yet (the first run's) has nothing to wait for
+    unloads = [i for i, r in enumerate(requests) if is_unload(r) and any(not is_unload(p) for p in requests[:i])]
+    for i in unloads:
+        after = requests[i + 1 :]
+        following = next((r for r in after if r.path == "/api/generate"), None)
+        assert following is not None
+        polled = [r for r in after if r.path == "/api/ps" and r.arrival_ns < following.arrival_ns]
+        assert polled and following.arrival_ns - requests[i].arrival_ns >= delay_ns
+    return len(unloads)
+
+
+async def test_both_agents_wait_for_the_unload(rust_bin: Path, tmp_path: Path) -> None:
+    delay_ms = 200.0
+
+    def sim() -> SimServer:
+        config = SimConfig(preload=(MODEL,), tokens=5, decode_tps=2000.0, load_ms=5.0, unload_delay_ms=delay_ms)
+        return SimServer(config)
+
+    async with sim() as py_sim, sim() as rs_sim:
+        agents = [SingleAgent("baseline", None), SingleAgent("chimera", CHIMERA)]
+        await run_single(py_sim.base_url, _workload(), agents, runs=2, pause_s=0, unload_between_runs=True)
+        await _rust(
+            [str(rust_bin / "chimeraforge-agent"), "--base-url", rs_sim.base_url, "--agents", "baseline,chimera",
+             "--runs", "2", "--pause-s", "0", "--unload-between-runs", *_flags("chimera", CHIMERA)],
+            tmp_path,
+        )  # fmt: skip
+        assert _waited_for_unloads(py_sim, int(delay_ms * 1e6)) == 1
+        assert _waited_for_unloads(rs_sim, int(delay_ms * 1e6)) == 1

@@ -181,8 +181,9 @@ def test_collect_every_section(repo: Path, host_files: HostFiles) -> None:
         "num_parallel": 1,
         "keep_alive": "5m",
         "context_length": 4096,
-        "flash_attention": False,
+        "flash_attention": None,
         "models": None,
+        "gpus": ["0"],
     }
 
 

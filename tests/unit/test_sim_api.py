@@ -78,11 +78,11 @@ async def get_json(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:
         return result
 
 
-def check_final(obj: dict[str, Any], eval_count: int) -> None:
+def check_final(obj: dict[str, Any], chunks: int) -> None:
     assert obj["done"] is True
     for field in FINAL_FIELDS[1:]:
         assert isinstance(obj[field], int) and obj[field] >= 0, field
-    assert obj["eval_count"] == eval_count
+    assert obj["eval_count"] == chunks + (obj["done_reason"] == "stop")  # the end-of-sequence token counts
     assert obj["total_duration"] >= obj["load_duration"] + obj["prompt_eval_duration"] + obj["eval_duration"]
     assert obj["simulated"] == {"time_scale": 1.0, "seed": 42}
 
@@ -143,7 +143,7 @@ async def test_unknown_and_unpulled_models_are_404(sim: SimServer, http: aiohttp
     for name in ("nope", "gemma3:270m"):
         body = {"model": name, "prompt": "x"}
         reply = await post_json(http, sim.base_url + "/api/generate", body, status=404)
-        assert reply == {"error": f'model "{name}" not found, try pulling it first'}
+        assert reply == {"error": f"model '{name}' not found"}
         chat = {"model": name, "messages": [{"role": "user", "content": "x"}]}
         assert (await post_json(http, sim.base_url + "/api/chat", chat, status=404))["error"] == reply["error"]
     await post_json(http, sim.base_url + "/api/show", {"model": "nope"}, status=404)
@@ -199,6 +199,15 @@ async def test_pull_then_tags_show_ps(tmp_path: Path, http: aiohttp.ClientSessio
         assert names2 == {"gemma3:270m", "gemma3:1b-it-qat"}
 
 
+async def wait_unloaded(http: aiohttp.ClientSession, sim: SimServer) -> None:
+    """Poll /api/ps until nothing is loaded (the unload is asynchronous, as in Ollama)."""
+    for _ in range(200):
+        if not (await get_json(http, sim.base_url + "/api/ps"))["models"]:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the model was never unloaded")
+
+
 async def test_cold_warm_reload_and_keep_alive(http: aiohttp.ClientSession) -> None:
     cold_ns = 150_000_000
     async with SimServer(fast(load_ms=150.0)) as sim:
@@ -215,6 +224,7 @@ async def test_cold_warm_reload_and_keep_alive(http: aiohttp.ClientSession) -> N
         assert await load({"num_ctx": 1024}) >= cold_ns  # num_ctx change reloads
         assert await load({"num_ctx": 1024, "num_gpu": 20}) >= cold_ns  # num_gpu change reloads
         assert await load({"num_ctx": 1024, "num_gpu": 20}, keep_alive=0) < cold_ns
+        await wait_unloaded(http, sim)
         assert await load() >= cold_ns  # keep_alive 0 unloaded it
         assert await load(keep_alive="1ms") < cold_ns
         await asyncio.sleep(0.05)
@@ -222,7 +232,8 @@ async def test_cold_warm_reload_and_keep_alive(http: aiohttp.ClientSession) -> N
 
         # Ollama's empty-prompt load / unload requests
         assert (await post_json(http, url, {"model": "gemma3", "keep_alive": 0}))["done_reason"] == "unload"
-        assert (await get_json(http, sim.base_url + "/api/ps"))["models"] == []
+        assert len((await get_json(http, sim.base_url + "/api/ps"))["models"]) == 1  # sched.go: unloads later
+        await wait_unloaded(http, sim)
         assert (await post_json(http, url, {"model": "gemma3"}))["done_reason"] == "load"
         assert len((await get_json(http, sim.base_url + "/api/ps"))["models"]) == 1
 
@@ -245,8 +256,8 @@ async def test_openai_chat_completions(sim: SimServer, http: aiohttp.ClientSessi
     finish = [o for o in objs if o["choices"] and o["choices"][0]["finish_reason"]]
     assert finish[0]["choices"][0]["finish_reason"] == "stop"
     usage = objs[-1]
-    assert usage["choices"] == [] and usage["usage"]["completion_tokens"] == 12
-    assert usage["usage"]["total_tokens"] == usage["usage"]["prompt_tokens"] + 12
+    assert usage["choices"] == [] and usage["usage"]["completion_tokens"] == 13  # eval_count: 12 + EOS
+    assert usage["usage"]["total_tokens"] == usage["usage"]["prompt_tokens"] + 13
     assert usage["simulated"]["seed"] == 42
 
     whole = await post_json(http, url, {**body, "stream": False, "max_tokens": 3})
@@ -323,3 +334,12 @@ def test_background_server_for_synchronous_callers() -> None:
             assert json.loads(resp.read())["version"] == "0.12.10"
         assert [r.path for r in sim.requests] == ["/api/version"]
         assert len(sim.emissions[sim.requests[0].request_id]) == 1
+
+
+async def test_an_unload_applies_to_the_runner_loaded_when_it_was_asked(http: aiohttp.ClientSession) -> None:
+    async with SimServer(fast(unload_delay_ms=50.0)) as sim:
+        url = sim.base_url + "/api/generate"
+        await post_json(http, url, {"model": "gemma3", "keep_alive": 0})  # nothing loaded: nothing to do
+        await post_json(http, url, {"model": "gemma3", "prompt": "x", "stream": False})
+        await asyncio.sleep(0.1)
+        assert len((await get_json(http, sim.base_url + "/api/ps"))["models"]) == 1  # the later load stays

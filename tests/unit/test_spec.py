@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -103,3 +104,68 @@ def test_missing_spec_lists_the_known_ones(tmp_path: Path) -> None:
     (tmp_path / "tr110.toml").write_text("")
     with pytest.raises(SpecError, match="pick one of: tr110"):
         load_spec(tmp_path / "tr199.toml")
+
+
+@pytest.mark.parametrize("report", REPORTS)
+def test_every_spec_runs_the_servers_at_the_pinned_versions_defaults(report: str) -> None:
+    spec = load_spec(EXPERIMENTS / f"{report}.toml")
+    spec.server.require_reasons(report)
+    assert spec.server.changed() == {}  # as the originals' server logs show
+    assert spec.server.flash_attention is None  # left unset: the server decides per model
+    assert spec.topology.gpus() == ["0"] * len(spec.topology.ports)  # both servers on one GPU
+
+
+def test_a_server_setting_that_differs_from_the_default_needs_a_reason() -> None:
+    data = _tr114_data()
+    data["server"]["flash_attention"] = False
+    spec = parse_spec(data, where="tr114.toml")  # still readable: artifacts of earlier kits wrote it out
+    with pytest.raises(SpecError, match=r"flash_attention = False differs from Ollama 0\.12\.10's default None"):
+        spec.server.require_reasons("tr114.toml")
+    data["server"]["reasons"] = {"flash_attention": "measure the kernels the reports' text claims"}
+    spec = parse_spec(data, where="tr114.toml")
+    spec.server.require_reasons("tr114.toml")
+    assert spec.server.changed() == {"flash_attention": False}
+    data["server"]["num_parallel"] = 1  # the default, written out: allowed and not a change
+    assert parse_spec(data, where="tr114.toml").server.changed() == {"flash_attention": False}
+    data["server"]["reasons"]["num_ctx"] = "typo"
+    with pytest.raises(SpecError, match="reasons for unknown setting"):
+        parse_spec(data, where="tr114.toml").server.require_reasons("tr114.toml")
+    data = _tr114_data()
+    data["server"]["ollama_version"] = "0.13.0"
+    with pytest.raises(SpecError, match=r"no defaults are known for Ollama 0\.13\.0"):
+        parse_spec(data, where="tr114.toml").server.require_reasons("tr114.toml")
+
+
+def test_reproduce_refuses_an_unexplained_server_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.cli import main
+
+    experiments = tmp_path / "experiments"
+    shutil.copytree(EXPERIMENTS, experiments)
+    spec = experiments / "tr110.toml"
+    changed = spec.read_text().replace('ollama_version = "0.12.10"', 'ollama_version = "0.12.10"\nnum_parallel = 2')
+    spec.write_text(changed)
+    monkeypatch.setenv("HARNESS_EXPERIMENTS_DIR", str(experiments))
+    out = tmp_path / "never"
+    assert main(["reproduce", "--report", "tr110", "--executor", "local", "--backend", "sim", "--out", str(out)]) == 2
+    assert "server.num_parallel = 2 differs" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_device_ids_pin_one_gpu_per_server() -> None:
+    data = _tr114_data()
+    data["topology"]["device_ids"] = ["0", "1"]
+    assert parse_spec(data, where="tr114.toml").topology.gpus() == ["0", "1"]
+    data["topology"]["device_ids"] = ["0"]
+    with pytest.raises(SpecError, match="dual topology needs 2 device id"):
+        parse_spec(data, where="tr114.toml")
+
+
+def test_a_pinned_model_digest_is_64_hex() -> None:
+    data = _tr114_data()
+    data["model"]["digest"] = "a" * 64
+    assert parse_spec(data, where="tr114.toml").model.digest == "a" * 64
+    data["model"]["digest"] = "sha256:" + "a" * 64
+    with pytest.raises(SpecError, match=r"model\.digest"):
+        parse_spec(data, where="tr114.toml")

@@ -261,21 +261,46 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
 /// Send one POST on `stream` (already connected to `endpoint`) and read the response head.
 /// `min_batch` is passed to the [`LineSplitter`] (0: release lines at once).
 pub async fn post<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
+    stream: S,
     endpoint: &Endpoint,
     path: &str,
     body: &[u8],
     min_batch: usize,
 ) -> Result<(Head, BodyLines<S>), TransportError> {
-    let mut request = format!(
+    let head = format!(
         "POST {}{} HTTP/1.1\r\nHost: {}\r\nUser-Agent: chimeraforge-agent\r\nAccept: */*\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         endpoint.prefix,
         path,
         endpoint.authority(),
         body.len()
-    )
-    .into_bytes();
+    );
+    exchange(stream, head, body, min_batch).await
+}
+
+/// Send one GET (no body) on `stream` and read the response head: the unload wait's `/api/ps`.
+pub async fn get<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    endpoint: &Endpoint,
+    path: &str,
+) -> Result<(Head, BodyLines<S>), TransportError> {
+    let head = format!(
+        "GET {}{} HTTP/1.1\r\nHost: {}\r\nUser-Agent: chimeraforge-agent\r\nAccept: */*\r\n\
+         Connection: close\r\n\r\n",
+        endpoint.prefix,
+        path,
+        endpoint.authority(),
+    );
+    exchange(stream, head, &[], 0).await
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    head: String,
+    body: &[u8],
+    min_batch: usize,
+) -> Result<(Head, BodyLines<S>), TransportError> {
+    let mut request = head.into_bytes();
     request.extend_from_slice(body);
     stream.write_all(&request).await?;
     stream.flush().await?;

@@ -3,7 +3,9 @@
 //! its [`MultiRunRecord`] with [`multi_record`].
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use crate::body::{request_body, KeepAlive, Options};
 use crate::error::AgentError;
@@ -11,7 +13,7 @@ use crate::records::{
     AgentRunRecord, Language, MultiRunRecord, Record, Role, Scenario, RECORD_SCHEMA_VERSION,
 };
 use crate::transport::{read_all, Transport};
-use crate::workflow::{run_agent, Identity, RecordSink, Workload, GENERATE};
+use crate::workflow::{run_agent, Identity, RecordSink, Workload, GENERATE, PS};
 
 /// One agent of a single-agent run.
 #[derive(Debug, Clone)]
@@ -31,8 +33,25 @@ pub struct SinglePlan {
     pub runtime: String,
 }
 
-/// Ask the server to drop the model now (`keep_alive: 0`).
-pub async fn unload<T: Transport>(transport: &T, model: &str) -> Result<(), AgentError> {
+/// How long an unload may take before it is a failure, and how often `/api/ps` is asked meanwhile.
+pub const UNLOAD_WAIT: Duration = Duration::from_secs(60);
+pub const UNLOAD_POLL: Duration = Duration::from_millis(50);
+
+/// Drop the model (`keep_alive: 0`) and wait until `/api/ps` no longer lists it.
+///
+/// Ollama answers before its scheduler has unloaded the runner (`server/sched.go`), so without the wait the
+/// next call could meet the warm runner, or load while the GPU memory is still taken. Bounded by `wait`.
+pub async fn unload<T, S, F>(
+    transport: &T,
+    model: &str,
+    wait: Duration,
+    sleep: &S,
+) -> Result<(), AgentError>
+where
+    T: Transport,
+    S: Fn(Duration) -> F,
+    F: Future<Output = ()>,
+{
     let body = request_body(model, Some(""), false, None, Some(&KeepAlive::Seconds(0)))?;
     let fail = |what: String| {
         AgentError::Setup(format!(
@@ -50,7 +69,55 @@ pub async fn unload<T: Transport>(transport: &T, model: &str) -> Result<(), Agen
     if head.status != 200 {
         return Err(fail(format!("HTTP {}: {}", head.status, detail.trim())));
     }
-    Ok(())
+    let started = Instant::now();
+    loop {
+        let (head, mut lines) = transport
+            .get(PS)
+            .await
+            .map_err(|e| fail(format!("/api/ps: {e}")))?;
+        let body = read_all(&mut lines)
+            .await
+            .map_err(|e| fail(format!("/api/ps: {e}")))?;
+        if head.status != 200 {
+            return Err(fail(format!(
+                "/api/ps: HTTP {}: {}",
+                head.status,
+                body.trim()
+            )));
+        }
+        if !ps_lists(&body, model).map_err(|e| fail(format!("/api/ps: {e}")))? {
+            return Ok(());
+        }
+        if started.elapsed() >= wait {
+            return Err(fail(format!(
+                "still loaded {:.0} s after keep_alive: 0 (another client may be using it; see the server log)",
+                wait.as_secs_f64()
+            )));
+        }
+        sleep(UNLOAD_POLL).await;
+    }
+}
+
+/// Whether an `/api/ps` body lists `model` (`gemma3` is listed as `gemma3:latest`).
+pub fn ps_lists(body: &str, model: &str) -> Result<bool, String> {
+    let value: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
+    let models = value
+        .get("models")
+        .and_then(Value::as_array)
+        .ok_or("no models list")?;
+    let tagged = if model.rsplit('/').next().unwrap_or(model).contains(':') {
+        model.to_owned()
+    } else {
+        format!("{model}:latest")
+    };
+    Ok(models.iter().any(|entry| {
+        ["name", "model"].iter().any(|key| {
+            entry
+                .get(*key)
+                .and_then(Value::as_str)
+                .is_some_and(|n| n == model || n == tagged)
+        })
+    }))
 }
 
 /// The agents of one run one after the other against one server, `runs` times with a pause.
@@ -75,7 +142,7 @@ where
         }
         for (position, agent) in agents.iter().enumerate() {
             if plan.unload_between_runs && position == 0 {
-                unload(transport, &workload.model).await?;
+                unload(transport, &workload.model, UNLOAD_WAIT, &sleep).await?;
             }
             if position > 0 && plan.cooldown_s > 0.0 {
                 sleep(Duration::from_secs_f64(plan.cooldown_s)).await;

@@ -38,6 +38,9 @@ pub trait Transport {
 
     /// POST `body` (`content-type: application/json`) to `path` under the base URL.
     async fn post(&self, path: &str, body: Vec<u8>) -> Result<(Head, Self::Lines), TransportError>;
+
+    /// GET `path` under the base URL (`/api/ps`, polled while an unload completes).
+    async fn get(&self, path: &str) -> Result<(Head, Self::Lines), TransportError>;
 }
 
 /// Splits body bytes into lines as soon as a full line is there. With `min_batch > 0` no line is released

@@ -16,6 +16,8 @@ use crate::records::{
 use crate::transport::{read_all, LineSource, Transport};
 
 pub const GENERATE: &str = "/api/generate";
+/// Loaded models: polled after an unload until the model is gone.
+pub const PS: &str = "/api/ps";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workflow {

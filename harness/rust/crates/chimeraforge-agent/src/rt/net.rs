@@ -55,6 +55,18 @@ impl<C: Connector> Transport for NetTransport<C> {
     }
 
     async fn post(&self, path: &str, body: Vec<u8>) -> Result<(Head, Self::Lines), TransportError> {
+        let stream = self.open().await?;
+        http::post(stream, &self.endpoint, path, &body, self.min_batch).await
+    }
+
+    async fn get(&self, path: &str) -> Result<(Head, Self::Lines), TransportError> {
+        let stream = self.open().await?;
+        http::get(stream, &self.endpoint, path).await
+    }
+}
+
+impl<C: Connector> NetTransport<C> {
+    async fn open(&self) -> Result<ReadTimeout<C>, TransportError> {
         let stream = self
             .connector
             .connect(self.endpoint.authority())
@@ -68,7 +80,7 @@ impl<C: Connector> Transport for NetTransport<C> {
             limit: self.connector.read_timeout(),
             timer: None,
         };
-        http::post(stream, &self.endpoint, path, &body, self.min_batch).await
+        Ok(stream)
     }
 }
 

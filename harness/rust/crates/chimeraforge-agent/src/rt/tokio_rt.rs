@@ -106,6 +106,22 @@ impl Transport for ReqwestTransport {
             .send()
             .await
             .map_err(transport_error)?;
+        Ok(lines_of(response))
+    }
+
+    async fn get(&self, path: &str) -> Result<(Head, ReqwestLines), TransportError> {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base_url))
+            .send()
+            .await
+            .map_err(transport_error)?;
+        Ok(lines_of(response))
+    }
+}
+
+fn lines_of(response: reqwest::Response) -> (Head, ReqwestLines) {
+    {
         let head = Head {
             status: response.status().as_u16(),
             simulated: response
@@ -113,14 +129,14 @@ impl Transport for ReqwestTransport {
                 .get("x-chimeraforge-simulated")
                 .is_some_and(|v| v.as_bytes() == b"1"),
         };
-        Ok((
+        (
             head,
             ReqwestLines {
                 stream: Box::pin(response.bytes_stream()),
                 splitter: LineSplitter::new(0),
                 ended: false,
             },
-        ))
+        )
     }
 }
 
