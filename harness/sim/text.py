@@ -52,15 +52,29 @@ def content_key(seed: int, model: str, prompt_text: str, options: Mapping[str, o
 def natural_length(key: bytes, prompt_tokens: int) -> int:
     """The uncapped answer length for a request (see the module docstring)."""
     rng = random.Random(key + b"length")
-    if prompt_tokens >= 400:
-        n = rng.randint(900, 1200)
-    elif prompt_tokens >= 100:
-        n = rng.randint(400, 700)
-    else:
-        n = rng.randint(150, 450)
+    n = rng.randint(*length_range(prompt_tokens))
     if rng.random() < LONG_ANSWER_PROBABILITY:
-        n = int(n * rng.uniform(3.0, 4.0))
+        n = int(n * rng.uniform(*LONG_ANSWER_FACTOR))
     return n
+
+
+LONG_ANSWER_FACTOR = (3.0, 4.0)
+
+
+def length_range(prompt_tokens: int) -> tuple[int, int]:
+    """The uniform range of an answer's length before the occasional long answer, by prompt size."""
+    if prompt_tokens >= 400:
+        return 900, 1200
+    if prompt_tokens >= 100:
+        return 400, 700
+    return 150, 450
+
+
+def expected_length(prompt_tokens: int) -> float:
+    """The mean of :func:`natural_length` for a prompt of this size (what an ETA can plan with)."""
+    low, high = length_range(prompt_tokens)
+    long_mean = sum(LONG_ANSWER_FACTOR) / 2
+    return (low + high) / 2 * (1 - LONG_ANSWER_PROBABILITY + LONG_ANSWER_PROBABILITY * long_mean)
 
 
 @dataclass(frozen=True)
