@@ -131,9 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--no-isolated", action="store_true", help="skip the isolated baselines (no true efficiency)")
     rep.add_argument(
         "--executor",
-        choices=("docker", "local"),
+        choices=("docker", "local", "ray"),
         default="docker",
-        help="docker: one compose stack per run (default); local: in-process simulated servers, no Docker",
+        help="docker: one compose stack per run (default); local: in-process simulated servers, no Docker; "
+        "ray: each run's stack on a node of the Ray cluster at RAY_ADDRESS (docs/cluster.md)",
+    )
+    rep.add_argument(
+        "--across-hosts",
+        action="store_true",
+        help="ray: admit nodes of different environments and report the spread between hosts beside within",
     )
     rep.add_argument("--interleave-seed", type=int, default=None, help="shuffle the runs reproducibly")
 
@@ -567,7 +573,9 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
     )
     console = Console(stderr=True)
     executor: Any = None
-    if args.executor == "docker":
+    if args.across_hosts and args.executor != "ray":
+        raise BadInputError("--across-hosts needs --executor ray", hint="add --executor ray, or drop --across-hosts")
+    if args.executor in ("docker", "ray"):
         executor = _docker_executor(settings, console)
     else:
         if settings.backend == "ollama":
@@ -581,6 +589,10 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
     else:
         console.print("checking the kit's images (built on first use; offline when no registry answers)")
         executor = _with_images(executor, console, rust=any(r.language == "rust" for r in plan.runs))
+    if args.executor == "ray":
+        from harness.run.ray_executor import RayExecutor
+
+        executor = RayExecutor(docker=executor, across_hosts=args.across_hosts)
     executor.check(plan)
     out = ArtifactDir(args.out or settings.artifacts_dir / f"{spec.id}-{executor.backend}")
     return _run_and_record(out, spec, path, plan, executor, settings, console, command)
@@ -661,7 +673,13 @@ def _run_and_record(
         )
         record_provenance(out, provenance)
         console.print(f"environment fingerprint {provenance.fingerprint_sha256[:16]}… (provenance.json)")
-        failures = _sweep(out, spec, plan, executor, settings, console, nvml)
+        if hasattr(executor, "record"):  # a cluster executor: which nodes run the sweep (cluster.json)
+            executor.record(out)
+        try:
+            failures = _sweep(out, spec, plan, executor, settings, console, nvml)
+        finally:
+            if hasattr(executor, "finish"):
+                executor.finish()
     report = build_report(out.root, spec)
     console.print(f"report: {report.markdown}", markup=False)
     manifest = write_manifest(out.root, command=["harness", *command], settings=settings, origin=origin)

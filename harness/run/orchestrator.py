@@ -27,7 +27,16 @@ from typing import Any, Protocol
 from harness import __version__
 from harness.agents.runner import SingleAgent, Timeouts, run_multi, run_single
 from harness.agents.workflow import Workload
-from harness.artifacts import ArtifactDir, ContainerStats, ModelFacts, RunResult, Sweep, load_sweep
+from harness.artifacts import (
+    ArtifactDir,
+    ContainerStats,
+    LostAttempt,
+    ModelFacts,
+    RunNode,
+    RunResult,
+    Sweep,
+    load_sweep,
+)
 from harness.engines.ollama import OllamaClient, OllamaFacts, server_facts
 from harness.errors import BadInputError, OllamaError
 from harness.evidence.telemetry import TELEMETRY_FILE, GpuSampler, Nvml, telemetry_json
@@ -48,6 +57,9 @@ class RunOutcome:
     error: str | None = None
     extra_files: dict[str, bytes] = field(default_factory=dict)
     containers: list[ContainerStats] = field(default_factory=list)
+    node: RunNode | None = None
+    """Where the run was made, when an executor spreads runs over machines."""
+    lost_attempts: list[LostAttempt] = field(default_factory=list)
 
 
 class Executor(Protocol):
@@ -291,6 +303,8 @@ class DockerExecutor:
     connect_timeout_s: float = 10.0
     compose_dir: Path | None = None
     """Where the compose files are read from (a bundle's own); None: the kit's ``compose/``."""
+    stack_prefix: str = ""
+    """Put before every run's project name, so a cluster executor can find the stacks of one sweep or node."""
     _live: list[Any] = field(default_factory=list, compare=False, repr=False)
 
     def check(self, plan: Plan) -> None:
@@ -404,6 +418,7 @@ class DockerExecutor:
             kit_version=self.kit_version,
             ready_timeout_s=self.ready_timeout_s,
             handle_signals=False,
+            name=f"{self.stack_prefix}{stack.project_name(run.run_id)}" if self.stack_prefix else None,
         ) as live:
             self._live.append(live)
             rust = run.language == "rust"
@@ -529,13 +544,19 @@ async def run_sweep(
     done = out.completed_run_ids()
     results: list[RunResult] = []
     todo = [r for r in plan.runs if r.run_id not in done]
-    for position, run in enumerate(todo, 1):
-        if progress:
-            progress(position - 1, len(todo), run, None)
-        result = await _one(out, spec, run, executor, retries, nvml)
-        results.append(result)
-        if progress:
-            progress(position, len(todo), run, result)
+    # A cluster executor runs several runs at once; this loop stays the only writer of the folder either way.
+    slots = asyncio.Semaphore(max(1, int(getattr(executor, "parallel_runs", 1))))
+
+    async def one(run: Run) -> None:
+        async with slots:
+            if progress:
+                progress(len(results), len(todo), run, None)
+            result = await _one(out, spec, run, executor, retries, nvml)
+            results.append(result)
+            if progress:
+                progress(len(results), len(todo), run, result)
+
+    await asyncio.gather(*(one(run) for run in todo))
     return results
 
 
@@ -566,6 +587,8 @@ async def _one(
             ended_at=_now(),
             duration_s=time.monotonic() - t0,
             containers=outcome.containers,
+            node=outcome.node,
+            lost_attempts=outcome.lost_attempts,
         )
         if result.status == "ok" or attempt > retries:
             out.save_run(result, outcome.records, outcome.extra_files)
