@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shlex
 import sys
 
@@ -23,6 +24,7 @@ def _opt(flag: str, value: object) -> str:
 )
 def test(c: Context, k: str = "", fast: bool = False, docker: bool = True) -> None:
     """Lint and type-check (Python and Rust), check import layers, then cargo test and pytest (unit + Docker)."""
+    cluster(c)
     if not fast:
         c.run(f"{PY} -m ruff check harness tests tasks.py", echo=True)
         c.run(f"{PY} -m ruff format --check harness tests tasks.py", echo=True)
@@ -38,11 +40,24 @@ def test(c: Context, k: str = "", fast: bool = False, docker: bool = True) -> No
 
 
 @task
+def cluster(c: Context) -> None:
+    """Install the optional `cluster` extra (Ray, for --executor ray) from its hash-locked requirements."""
+    if importlib.util.find_spec("ray") is None:
+        c.run(f"{PY} -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-cluster.lock")
+
+
+@task
 def lock(c: Context) -> None:
-    """Regenerate the hash-locked requirements (runtime and dev) from pyproject.toml with pip-compile."""
+    """Regenerate the hash-locked requirements (runtime, dev, and dev + cluster) from pyproject.toml."""
     base = f"{PY} -m piptools compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links"
     c.run(f"{base} --output-file requirements.lock pyproject.toml", echo=True)
     c.run(f"{base} --extra dev --output-file requirements-dev.lock pyproject.toml", echo=True)
+    # The cluster lock adds Ray to the dev lock without moving any of its pins (installed over it by `test`).
+    c.run(
+        f"{base} --extra dev --extra cluster -c requirements-dev.lock --output-file requirements-cluster.lock "
+        "pyproject.toml",
+        echo=True,
+    )
 
 
 @task
@@ -77,7 +92,9 @@ def sim(c: Context, port: int = 11434, seed: int = 1234, time_scale: float = 1.0
         "configs": "regular expression over config ids",
         "time_scale": "simulator: multiply every delay (0.05 = 20x faster)",
         "out": "artifact folder (re-use it to resume)",
-        "executor": "docker (one compose stack per run, default) or local (in-process simulator, no Docker)",
+        "executor": "docker (one compose stack per run, default), local (in-process simulator, no Docker) or ray "
+        "(each run's stack on a node of the Ray cluster at RAY_ADDRESS; `./kit cluster` installs Ray)",
+        "across_hosts": "ray: admit nodes of different environments; report the spread between hosts",
         "bundle": "re-run a bundle (from `bundle`) with its exact images instead of a report",
     }
 )
@@ -91,6 +108,7 @@ def reproduce(
     out: str = "",
     executor: str = "",
     bundle: str = "",
+    across_hosts: bool = False,
 ) -> None:
     """Run a report's protocol (or a bundle's plan), one fresh set of servers per run, and write artifacts."""
     c.run(
@@ -102,7 +120,8 @@ def reproduce(
         + _opt("--configs", configs)
         + _opt("--time-scale", time_scale)
         + _opt("--out", out)
-        + _opt("--executor", executor),
+        + _opt("--executor", executor)
+        + (" --across-hosts" if across_hosts else ""),
         pty=False,
     )
 
@@ -217,7 +236,22 @@ def bench(c: Context, quick: bool = False, only: str = "", out: str = "") -> Non
 
 
 ns = Collection(
-    test, lock, specs, plan, corpus, sim, reproduce, build, clean, analyze, report_, doctor, verify, bundle, bench
+    test,
+    cluster,
+    lock,
+    specs,
+    plan,
+    corpus,
+    sim,
+    reproduce,
+    build,
+    clean,
+    analyze,
+    report_,
+    doctor,
+    verify,
+    bundle,
+    bench,
 )
 ns.add_collection(Collection("images", images_base, images_lock))
 ns.add_collection(Collection("stack", stack_up, stack_down))

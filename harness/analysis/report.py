@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.analysis import checks, plots, stats
+from harness.analysis import checks, hosts, plots, stats
 from harness.analysis import frames as analysis
 from harness.errors import ArtifactError, BadInputError
 from harness.protocol.spec import Spec, load_spec
@@ -79,7 +79,7 @@ def build_report(
     source = f"artifact folder `{artifact_dir.name}`"
     if kit.sweep is not None:
         source += f" (backend {kit.sweep.backend}, kit {kit.sweep.kit_version}, {kit.sweep.planned_runs} planned runs)"
-    return _render(
+    result = _render(
         kit.frame,
         spec,
         out_dir or artifact_dir / "report",
@@ -93,6 +93,8 @@ def build_report(
         model_bytes=model_bytes,
         bandwidth_gbps=bandwidth,
     )
+    hosts.write_hosts(artifact_dir, kit.frame, spec, result.out_dir)  # cluster sweeps only: spread across hosts
+    return result
 
 
 def build_report_from_import(
