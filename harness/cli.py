@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME",
-        help="repeatable: clients, peer, efficiency, stack, report (a partial run publishes nothing)",
+        help="repeatable: clients, peer, efficiency, stack, report, scheduling (a partial run publishes nothing)",
     )
     bench.add_argument("--out", type=Path, default=None, help="write the results here instead (publishes nothing)")
 

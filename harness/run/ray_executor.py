@@ -23,6 +23,7 @@ import datetime as dt
 import os
 import secrets
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -89,6 +90,8 @@ class RayExecutor:
     docker: DockerExecutor
     across_hosts: bool = False
     token: str = field(default_factory=lambda: secrets.token_hex(3))
+    task_body: Callable[..., RunOutcome] = ray_node.run_here
+    """What a run's task executes on its node (the bench swaps in a no-op to time the scheduling alone)."""
     admitted: dict[str, ray_node.Admission] = field(default_factory=dict)
     capacity: dict[str, float] = field(default_factory=dict)
     refused: dict[str, ClusterNode] = field(default_factory=dict)
@@ -140,8 +143,8 @@ class RayExecutor:
             return
         runtime_env = {"working_dir": str(REPO_ROOT), "excludes": UPLOAD_EXCLUDES}
         local: dict[str, Any] = {}
-        if not os.environ.get("RAY_ADDRESS"):
-            local = {"resources": {"docker": 1}} if self.resource == "docker" else {}
+        if not os.environ.get("RAY_ADDRESS"):  # "local": a new Ray here, never a cluster that happens to run here
+            local = {"address": "local", **({"resources": {"docker": 1}} if self.resource == "docker" else {})}
         try:
             ray.init(runtime_env=runtime_env, log_to_driver=False, logging_level="WARNING", **local)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -254,7 +257,7 @@ class RayExecutor:
     async def execute(self, run: Run, spec: Spec) -> RunOutcome:
         """Run on an admitted node; a node lost mid-run costs a recorded attempt and the run goes elsewhere."""
         ray = _ray()
-        task = ray.remote(ray_node.run_here)
+        task = ray.remote(self.task_body)
         lost: list[LostAttempt] = []
         while True:
             node = self._pick()
