@@ -6,55 +6,27 @@ Exit codes: 0 ok, 1 run failures, 2 bad input (nothing started, nothing written)
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
-import re
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import NoReturn
 
 from harness import __version__
+from harness.agents.command import add_agent_verb, run_agent
+from harness.console import RunBar, say
 from harness.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILURE, BadInputError, HarnessError
 from harness.settings import Settings, load_settings
-
-OPTION_FLAGS = ("num-gpu", "num-ctx", "temperature", "top-p", "top-k", "repeat-penalty")
-_INT_OPTIONS = {"num_gpu", "num_ctx", "top_k"}
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse exits with 2 on bad usage already; make its message start with ``Error:`` like ours."""
 
-    def error(self, message: str) -> Any:
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         sys.stderr.write(f"Error: {message}\n")
         raise SystemExit(EXIT_BAD_INPUT)
-
-
-def _add_option_flags(parser: argparse.ArgumentParser, prefix: str, what: str) -> None:
-    for flag in OPTION_FLAGS:
-        kind: Callable[[str], Any] = int if flag.replace("-", "_") in _INT_OPTIONS else float
-        parser.add_argument(f"--{prefix}-{flag}", type=kind, default=None, help=f"{what}: Ollama option {flag}")
-
-
-def _options(args: argparse.Namespace, prefix: str) -> dict[str, float | int] | None:
-    out: dict[str, float | int] = {}
-    for flag in OPTION_FLAGS:
-        value = getattr(args, f"{prefix}_{flag.replace('-', '_')}")
-        if value is not None:
-            out[flag.replace("-", "_")] = value
-    return out or None
-
-
-def _scenario(value: str) -> str:
-    name = value.replace("-", "_")
-    allowed = ("baseline_vs_chimera", "chimera_hetero", "chimera_homo")
-    if name not in allowed:
-        raise argparse.ArgumentTypeError(f"unknown scenario {value!r}; allowed: {', '.join(allowed)}")
-    return name
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,37 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"chimeraforge-kit {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
 
-    agent = verbs.add_parser("agent", help="run a Python agent directly against given Ollama URLs (no Docker)")
-    kinds = agent.add_subparsers(dest="agent_kind", required=True, parser_class=_Parser)
-    for sub in (
-        kinds.add_parser("single", help="baseline and/or chimera agent against one server"),
-        kinds.add_parser("multi", help="collector and insight agents concurrently"),
-    ):
-        sub.add_argument("--model", default="gemma3:latest")
-        sub.add_argument("--output-dir", required=True, help="records.jsonl is appended here; '-' writes to stdout")
-        sub.add_argument("--prompts", type=Path, default=Path("experiments/prompts"))
-        sub.add_argument("--corpus", type=Path, default=Path("experiments/corpus"))
-        sub.add_argument("--workflow", choices=("two_call", "one_call", "single_call"), default="two_call")
-        sub.add_argument("--no-stream", action="store_true", help="non-streaming calls (TR109)")
-        sub.add_argument("--run-id", default=None, help="plan run id to stamp on every record")
-        sub.add_argument("--connect-timeout-s", type=float, default=None, help="default: HARNESS_CONNECT_TIMEOUT_S")
-        sub.add_argument("--request-timeout-s", type=float, default=None, help="default: HARNESS_REQUEST_TIMEOUT_S")
-        _add_option_flags(sub, "chimera", "chimera agent (A in multi-agent hetero/homo)")
-    single, multi = kinds.choices["single"], kinds.choices["multi"]
-    single.add_argument("--base-url", default="http://127.0.0.1:11434")
-    single.add_argument(
-        "--agents",
-        default="baseline,chimera",
-        help="roles in order, e.g. chimera,baseline; every role but baseline sends the --chimera-* options",
-    )
-    single.add_argument("--runs", type=int, default=1)
-    single.add_argument("--pause-s", type=float, default=2.0, help="pause between runs (the originals: 2 s)")
-    single.add_argument("--cooldown-s", type=float, default=0.0, help="pause between the agents of one run")
-    single.add_argument("--unload-between-runs", action="store_true")
-    multi.add_argument("--collector-ollama-url", default="http://127.0.0.1:11434")
-    multi.add_argument("--insight-ollama-url", default="http://127.0.0.1:11435")
-    multi.add_argument("--scenario", type=_scenario, default="baseline_vs_chimera")
-    _add_option_flags(multi, "chimera2", "insight agent B in chimera-hetero")
+    add_agent_verb(verbs)
 
     plan = verbs.add_parser("plan", help="print the runs a report expands to")
     plan.add_argument("--report", required=True)
@@ -175,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME",
-        help="repeatable: clients, peer, efficiency, stack, report, scheduling (a partial run publishes nothing)",
+        help="repeatable: clients, peer, efficiency, stack, report (a partial run publishes nothing)",
     )
     bench.add_argument("--out", type=Path, default=None, help="write the results here instead (publishes nothing)")
 
@@ -185,96 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_agent(args: argparse.Namespace, settings: Settings) -> int:
-    from harness.agents.runner import SingleAgent, Timeouts, run_multi, run_single
-    from harness.agents.workflow import Workload
-    from harness.records import dump_record
-
-    workload = Workload.load(
-        model=args.model,
-        workflow=args.workflow,
-        streaming=not args.no_stream,
-        prompts_dir=args.prompts,
-        corpus_dir=args.corpus,
-    )
-    if args.request_timeout_s is not None or args.connect_timeout_s is not None:
-        settings = load_settings(request_timeout_s=args.request_timeout_s, connect_timeout_s=args.connect_timeout_s)
-    timeouts = Timeouts(settings.request_timeout_s, settings.connect_timeout_s)
-    if args.output_dir == "-":
-        out_ctx: Any = contextlib.nullcontext(sys.stdout)
-    else:
-        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
-        out_ctx = (Path(args.output_dir) / "records.jsonl").open("a", encoding="utf-8")
-    with out_ctx as out:
-
-        def sink(record: Any) -> None:
-            out.write(dump_record(record) + "\n")
-            out.flush()
-
-        if args.agent_kind == "single":
-            roles = [r.strip() for r in args.agents.split(",") if r.strip()]
-            bad = [r for r in roles if r not in ("baseline", "chimera", "collector", "insight")]
-            if bad or not roles:
-                raise BadInputError(
-                    f"--agents: unknown role(s) {bad or roles}",
-                    hint="use baseline and/or chimera (or collector/insight)",
-                )
-            chimera = _options(args, "chimera")
-            agents = [SingleAgent(role=r, options=chimera if r != "baseline" else None) for r in roles]
-            records = asyncio.run(
-                run_single(
-                    args.base_url,
-                    workload,
-                    agents,
-                    runs=args.runs,
-                    pause_s=args.pause_s,
-                    cooldown_s=args.cooldown_s,
-                    unload_between_runs=args.unload_between_runs,
-                    run_id=args.run_id,
-                    sink=sink,
-                    timeouts=timeouts,
-                )
-            )
-            return EXIT_OK if all(r.ok for r in records) else EXIT_RUN_FAILURE
-        a, b = _multi_options(args)
-        multi = asyncio.run(
-            run_multi(
-                args.collector_ollama_url,
-                args.insight_ollama_url,
-                workload,
-                args.scenario,
-                a,
-                b,
-                run_id=args.run_id,
-                sink=sink,
-                timeouts=timeouts,
-            )
-        )
-        return EXIT_OK if multi.ok else EXIT_RUN_FAILURE
-
-
-def _multi_options(
-    args: argparse.Namespace,
-) -> tuple[dict[str, float | int] | None, dict[str, float | int] | None]:
-    """Scenario mapping of REPORTS.md: bvc A sends nothing; homo both the chimera options; hetero B its own."""
-    chimera, chimera2 = _options(args, "chimera"), _options(args, "chimera2")
-    if chimera is None:
-        raise BadInputError(f"--scenario {args.scenario} needs chimera options", hint="pass --chimera-num-gpu etc.")
-    if args.scenario == "baseline_vs_chimera":
-        return None, chimera
-    if args.scenario == "chimera_homo":
-        return chimera, chimera
-    if chimera2 is None:
-        raise BadInputError("chimera_hetero needs the insight agent's options", hint="pass --chimera2-num-gpu etc.")
-    return chimera, chimera2
-
-
 def _plan(args: argparse.Namespace, settings: Settings) -> int:
     from harness.protocol.plan import expand
     from harness.protocol.spec import load_spec, spec_path
+    from harness.run.reproduce import select_configs
 
     spec = load_spec(spec_path(settings.experiments_dir, args.report))
-    ids = _select_configs(spec.configs, args.configs)
+    ids = select_configs(spec.configs, args.configs)
     plan = expand(spec, runs_per_config=args.runs, config_ids=ids)
     if args.json:
         print(json.dumps(plan.model_dump(mode="json"), indent=2))
@@ -285,19 +144,6 @@ def _plan(args: argparse.Namespace, settings: Settings) -> int:
     counts = {k: len(plan.of_kind(k)) for k in ("protocol", "isolated", "diagnostic")}
     print(f"{len(plan.runs)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     return EXIT_OK
-
-
-def _select_configs(configs: Sequence[Any], pattern: str | None) -> set[str] | None:
-    if pattern is None:
-        return None
-    try:
-        regex = re.compile(pattern)
-    except re.error as exc:
-        raise BadInputError(f"--configs: invalid regular expression {pattern!r}: {exc}") from None
-    ids = {c.id for c in configs if regex.search(c.id)}
-    if not ids:
-        raise BadInputError(f"--configs {pattern!r} matches no config", hint="list them with `harness plan`")
-    return ids
 
 
 def _specs(settings: Settings) -> int:
@@ -319,11 +165,11 @@ def _specs(settings: Settings) -> int:
 
 
 def _images(args: argparse.Namespace) -> int:
-    from harness.containers import images, stack
+    from harness.containers import base_image, engine, images, pins
 
-    client = stack.connect()
+    client = engine.connect()
     if args.verb == "clean":
-        report = stack.reap(client, run_id=args.run_id, volumes=True)
+        report = engine.reap(client, run_id=args.run_id, volumes=True)
         print(
             f"removed {len(report.containers)} container(s), {len(report.networks)} network(s), "
             f"{len(report.volumes)} volume(s)"
@@ -333,12 +179,12 @@ def _images(args: argparse.Namespace) -> int:
     if args.verb == "build":
         images.build_all(client, kit_version=__version__, python_exe=sys.executable, progress=print)
         return EXIT_OK
-    pins = images.load_pins()
+    pinned = pins.load_pins()
     if args.action == "base":
-        base = images.ensure_base_image(client, pins, kit_version=__version__, progress=print)
+        base = base_image.ensure_base_image(client, pinned, kit_version=__version__, progress=print)
         print(f"{base.tag} {base.image_id} ({'built' if base.built else 'present'})")
         return EXIT_OK
-    lock = images.resolve_pins(pins, client=client)
+    lock = pins.resolve_pins(pinned, client=client)
     for name, locked in lock.images.items():
         print(f"{name}: {locked}")
     return EXIT_OK
@@ -419,7 +265,7 @@ def _corpus(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
 
-    from harness.containers import stack
+    from harness.containers import engine
     from harness.evidence import doctor
     from harness.evidence.telemetry import nvml_session
     from harness.protocol.spec import load_spec, spec_path
@@ -432,7 +278,7 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     else:
         need = doctor.ModelNeed.of(args.model or "gemma3:latest")
     with nvml_session() as nvml:
-        diagnosis = doctor.diagnose(nvml=nvml, connect=stack.connect, need=need, require_gpu=args.require_gpu)
+        diagnosis = doctor.diagnose(nvml=nvml, connect=engine.connect, need=need, require_gpu=args.require_gpu)
     if args.json:
         sys.stdout.write(doctor.render_json(diagnosis))
     elif sys.stdout.isatty():
@@ -442,400 +288,84 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     return diagnosis.exit_code
 
 
-def _docker_executor(settings: Settings, console: Any) -> Any:
-    """The container executor: Ollama when asked or when Docker sees an NVIDIA GPU (auto), else the simulator.
-
-    The real backend is checked before anything is built or pulled: a GPU visible to Docker and a way to get
-    the Ollama image (a registry, or the image already loaded).
-    """
-    from harness.containers import images, stack
-    from harness.run.orchestrator import DockerExecutor
-
-    client = stack.connect()
-    backend = settings.backend
-    if backend == "auto":
-        backend = "ollama" if stack.gpu_visible(client) else "sim"
-        if backend == "sim":
-            console.print("[bold yellow]No NVIDIA GPU visible to Docker: using the simulated backend.[/]")
-    if backend == "ollama":
-        if settings.time_scale != 1.0:
-            raise BadInputError("--time-scale applies to the simulator only", hint="drop it, or use --backend sim")
-        if not stack.gpu_visible(client):  # asking for what this host cannot do is bad input: exit 2
-            raise BadInputError("no NVIDIA GPU visible to Docker", hint=stack.GPU_HINT)
-        reason = images.ollama_unavailable(client, images.load_pins())
-        if reason:
-            raise BadInputError(
-                f"the Ollama backend needs the kit's Ollama image, built from ollama/ollama: {reason}",
-                hint="run `invoke images.lock` and `invoke build` where a registry answers, load a bundle's images, "
-                "or rehearse with --backend sim",
-            )
-    return DockerExecutor(
-        client=client,
-        harness_image="",
-        kit_version=__version__,
-        seed=settings.sim_seed,
-        time_scale=settings.time_scale if backend == "sim" else 1.0,
-        agent_timeout_s=settings.request_timeout_s * 4,
-        request_timeout_s=settings.request_timeout_s,
-        connect_timeout_s=settings.connect_timeout_s,
-        backend=backend,
-    )
-
-
-def _with_images(executor: Any, console: Any, *, rust: bool) -> Any:
-    """Build (or find) the images the plan needs and point the executor at them by content-hashed tag."""
-    import dataclasses
-
-    from harness.containers import images
-
-    report = images.build_all(
-        executor.client, kit_version=__version__, python_exe=sys.executable, rust=rust, progress=console.print
-    )
-    built = {i.name: i.tag for i in report.images}
-    if not built.get("harness") or (rust and not built.get("rust-agent")):
-        raise BadInputError("the agent images could not be built", hint="see the build output above")
-    return dataclasses.replace(
-        executor,
-        harness_image=built["harness"],
-        rust_image=built.get("rust-agent") or "",
-        ollama_image=(built.get("ollama") or "") if executor.backend == "ollama" else "",
-    )
-
-
-MANUAL_RUN_ID = "by-hand"
-"""Run-id label of stacks started by ``stack up``: ``stack down`` removes them, runs never touch them."""
-
-
-def _stack(args: argparse.Namespace, base: Settings) -> int:
+def _stack(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
 
-    from harness.containers import images, stack
+    from harness.run.by_hand import stack_down, stack_up
     from harness.settings import load_server_settings
 
     if args.action == "down":
-        report = stack.reap(stack.connect(), run_id=MANUAL_RUN_ID, project=args.name, volumes=True)
+        report = stack_down(args.name)
         print(f"removed {len(report.containers)} container(s), {len(report.networks)} network(s)")
         return EXIT_RUN_FAILURE if report.failed else EXIT_OK
     for port in (args.port, args.port2):
         if not 1 <= port <= 65535:
             raise BadInputError(f"port {port} is out of range", hint="pick a port between 1 and 65535")
-    settings = load_settings(backend=args.backend) if args.backend else base
-    console = Console(stderr=True)
-    executor = _with_images(_docker_executor(settings, console), console, rust=False)
-    executor.require_server_image()
-    model = args.model or images.load_pins().model
-    project = executor.project(
+    up = stack_up(
+        settings,
         load_server_settings(),
         topology=args.topology,
-        model=model,
-        sim_seed=settings.sim_seed,
-        device_group="by-hand",
-        ports={"OLLAMA_PORT": str(args.port), "OLLAMA2_PORT": str(args.port2)},
+        model=args.model,
+        ports=(args.port, args.port2),
+        progress=say(Console(stderr=True)),
     )
-    live = stack.Stack(
-        project,
-        client=executor.client,
-        run_id=MANUAL_RUN_ID,
-        kit_version=__version__,
-        publish="as_written",
-    )
-    live.up()  # stays up after this process exits: `stack down` (or `clean`) removes it
-    for service in ("ollama", "ollama2")[: 1 + (args.topology == "dual")]:
-        print(f"{service}: {live.url(service)}")
-    print(f"stack {live.name} is up ({executor.backend}); remove it with `invoke stack.down`")
+    for service, url in up.urls.items():
+        print(f"{service}: {url}")
+    print(f"stack {up.name} is up ({up.backend}); remove it with `invoke stack.down`")
     return EXIT_OK
 
 
-def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> int:
+_BUNDLE_FIXES = {
+    "--report": "report",
+    "--backend": "backend",
+    "--runs": "runs",
+    "--configs": "configs",
+    "--time-scale": "time_scale",
+    "--interleave-seed": "interleave_seed",
+    "--no-isolated": "no_isolated",
+    "--across-hosts": "across_hosts",
+}
+"""Flags that change what runs: a bundle re-runs its plan as it was made, so none of them may come with it."""
+
+
+def _reproduce(args: argparse.Namespace, settings: Settings, command: list[str]) -> int:
+    """``reproduce --report trNNN`` or ``reproduce --bundle FILE``: one pipeline (harness.run.reproduce)."""
     from rich.console import Console
 
-    from harness.artifacts import ArtifactDir
-    from harness.protocol.plan import expand
-    from harness.protocol.spec import load_spec, spec_path
+    from harness.run.reproduce import BundleRequest, Request, SpecRequest, reproduce
 
+    request: Request
     if args.bundle is not None:
-        return _reproduce_bundle(args, base, command)
-    if args.report is None:
-        raise BadInputError("reproduce needs --report trNNN (or --bundle FILE)")
-    settings = (
-        load_settings(backend=args.backend, time_scale=args.time_scale) if (args.backend or args.time_scale) else base
-    )
-    if args.runs is not None and args.runs < 1:
-        raise BadInputError("--runs must be at least 1")
-    path = spec_path(settings.experiments_dir, args.report)
-    spec = load_spec(path)
-    plan = expand(
-        spec,
-        runs_per_config=args.runs,
-        config_ids=_select_configs(spec.configs, args.configs),
-        include_isolated=not args.no_isolated,
-        interleave_seed=args.interleave_seed,
-    )
-    console = Console(stderr=True)
-    executor: Any = None
-    if args.across_hosts and args.executor != "ray":
-        raise BadInputError("--across-hosts needs --executor ray", hint="add --executor ray, or drop --across-hosts")
-    if args.executor in ("docker", "ray"):
-        executor = _docker_executor(settings, console)
-    else:
-        if settings.backend == "ollama":
-            raise BadInputError("the local executor only runs the simulator", hint="use --executor docker")
-    if executor is None or executor.backend == "sim":
-        console.print(
-            "[bold yellow]SIMULATED: a rehearsal of the protocol against the simulated Ollama, not a measurement.[/]"
-        )
-    if args.executor == "local":
-        executor = _local_executor(spec, settings)
-    else:
-        console.print("checking the kit's images (built on first use; offline when no registry answers)")
-        executor = _with_images(executor, console, rust=any(r.language == "rust" for r in plan.runs))
-    if args.executor == "ray":
-        from harness.run.ray_executor import RayExecutor
-
-        executor = RayExecutor(docker=executor, across_hosts=args.across_hosts)
-    executor.check(plan)
-    out = ArtifactDir(args.out or settings.artifacts_dir / f"{spec.id}-{executor.backend}")
-    return _run_and_record(out, spec, path, plan, executor, settings, console, command)
-
-
-def _local_executor(spec: Any, settings: Settings) -> Any:
-    """In-process simulated servers and Python agents on the prompts and corpus of ``settings.experiments_dir``."""
-    from harness.agents.runner import Timeouts
-    from harness.agents.workflow import Workload
-    from harness.run.orchestrator import LocalSimExecutor
-
-    return LocalSimExecutor(
-        workload=Workload.load(
-            model=spec.model.name,
-            workflow=spec.agent.workflow if spec.agent else "single_call",
-            streaming=spec.agent.streaming if spec.agent else True,
-            prompts_dir=settings.experiments_dir / "prompts",
-            corpus_dir=settings.experiments_dir / "corpus",
-        ),
-        seed=settings.sim_seed,
-        time_scale=settings.time_scale,
-        timeouts=Timeouts(settings.request_timeout_s, settings.connect_timeout_s),
-    )
-
-
-def _run_and_record(
-    out: Any,
-    spec: Any,
-    spec_file: Path,
-    plan: Any,
-    executor: Any,
-    settings: Settings,
-    console: Any,
-    command: list[str],
-    *,
-    origin: dict[str, Any] | None = None,
-    expected_model: Any = None,
-) -> int:
-    """Prepare the folder and the model, record provenance, run what is left, then report and manifest (last)."""
-    import asyncio
-
-    from harness.analysis.report import build_report
-    from harness.artifacts import ModelFacts
-    from harness.evidence.manifest import write_manifest
-    from harness.evidence.provenance import collect, record_provenance
-    from harness.evidence.telemetry import nvml_session
-    from harness.facts import absent
-    from harness.run.orchestrator import PreparedModel, prepare, server_settings
-
-    with nvml_session() as nvml:
-        prepared: list[PreparedModel] = []
-
-        def pull_model() -> ModelFacts:
-            console.print(f"preparing {spec.model.name} on the {executor.backend} backend (pulled once, then reused)")
-            prepared.append(asyncio.run(executor.prepare_model(spec)))
-            facts = prepared[0].facts
-            console.print(f"model {facts.name} {facts.digest[:19]}… served by {facts.server_version}")
-            return facts
-
-        spec_bytes = spec_file.read_bytes()
-        prepare(out, spec, spec_bytes, plan, executor, ["harness", *command], model=pull_model)
-        model = prepared[0].facts
-        if expected_model is not None and expected_model.digest != model.digest:
-            console.print(
-                f"[bold red]model {model.name} is {model.digest[:19]}… here, the bundle ran "
-                f"{expected_model.digest[:19]}…: the model is not in the bundle, this re-run uses another one[/]"
-            )
-        provenance = collect(
-            nvml=nvml,
-            docker=getattr(executor, "client", None) or absent("the local executor runs no container"),
-            images=executor.image_ids(),
-            ollama=prepared[0].server,
-            settings=settings,
-            command=["harness", *command],
-            server_settings=server_settings(spec),
-            spec_path=spec_file,
-            spec_bytes=spec_bytes,
-        )
-        record_provenance(out, provenance)
-        console.print(f"environment fingerprint {provenance.fingerprint_sha256[:16]}… (provenance.json)")
-        if hasattr(executor, "record"):  # a cluster executor: which nodes run the sweep (cluster.json)
-            executor.record(out)
-        try:
-            failures = _sweep(out, spec, plan, executor, settings, console, nvml)
-        finally:
-            if hasattr(executor, "finish"):
-                executor.finish()
-    report = build_report(out.root, spec)
-    console.print(f"report: {report.markdown}", markup=False)
-    manifest = write_manifest(out.root, command=["harness", *command], settings=settings, origin=origin)
-    console.print(f"manifest: {manifest}", markup=False)
-    return EXIT_OK if failures == 0 else EXIT_RUN_FAILURE
-
-
-def _sweep(out: Any, spec: Any, plan: Any, executor: Any, settings: Settings, console: Any, nvml: Any) -> int:
-    """Run what is left of the sweep with a progress bar; returns how many runs failed this time."""
-    import asyncio
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from harness.run.orchestrator import run_sweep
-
-    failures = 0
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[current]}"),
-        console=console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task(f"{spec.id} runs", total=None, current="")
-
-        def progress(done: int, total: int, run: Any, result: Any) -> None:
-            nonlocal failures
-            failures += int(result is not None and result.status == "failed")
-            label = f"{run.kind} {run.config_id} {run.runtime} rep {run.repetition}"
-            bar.update(task, completed=done, total=total, current=f"{label}  failures: {failures}")
-
-        # SIGTERM is handled like Ctrl-C: the in-flight run's stack is torn down, completed runs stay on disk.
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-        results = asyncio.run(
-            run_sweep(out, spec, plan, executor, retries=settings.retries_per_run, progress=progress, nvml=nvml)
-        )
-    done = len(out.completed_run_ids())
-    console.print(f"{done}/{len(plan.runs)} runs complete in {out.root} ({len(results)} this time, {failures} failed)")
-    return failures
-
-
-def _reproduce_bundle(args: argparse.Namespace, base: Settings, command: list[str]) -> int:
-    """``reproduce --bundle``: the bundled plan, spec and compose files with the bundle's exact images.
-
-    The bundle is verified in full before anything is loaded or written; its images are loaded only when the
-    engine lacks them (an image ID is a content hash), checked by ID, and their tags given back.
-    """
-    import tempfile
-
-    from rich.console import Console
-
-    from harness.artifacts import ArtifactDir
-    from harness.containers import images, stack
-    from harness.evidence import bundle
-    from harness.protocol.spec import load_spec
-    from harness.run.orchestrator import DockerExecutor
-
-    fixed = {
-        "--report": args.report,
-        "--backend": args.backend,
-        "--runs": args.runs,
-        "--configs": args.configs,
-        "--time-scale": args.time_scale,
-        "--interleave-seed": args.interleave_seed,
-        "--no-isolated": args.no_isolated or None,
-    }
-    given = [flag for flag, value in fixed.items() if value is not None]
-    if given:
-        raise BadInputError(
-            f"--bundle re-runs the bundled plan as it was made; {', '.join(given)} cannot change it", hint="drop them"
-        )
-    verified = bundle.verify_bundle(args.bundle)
-    index, ids = verified.index, verified.image_ids
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
-    console.print(f"bundle {args.bundle} verified: {len(index.members)} files, sha256 {verified.sha256}", markup=False)
-    if args.executor == "local" and ids:
-        raise BadInputError("this bundle holds images: it re-runs in containers", hint="drop --executor local")
-    client = None
-    if ids:
-        client = stack.connect()
-        if index.backend == "ollama" and not stack.gpu_visible(client):
+        given = [flag for flag, name in _BUNDLE_FIXES.items() if getattr(args, name) not in (None, False)]
+        if given:
             raise BadInputError(
-                "this bundle was made with the real Ollama backend: re-running it needs an NVIDIA GPU visible to "
-                "Docker, and there is none here",
-                hint="run it on an NVIDIA host with the NVIDIA Container Toolkit",
+                f"--bundle re-runs the bundled plan as it was made; {', '.join(given)} cannot change it",
+                hint="drop them",
             )
+        if args.executor == "ray":
+            raise BadInputError("--executor ray does not re-run bundles", hint="use --executor docker for a bundle")
+        request = BundleRequest(args.bundle, executor=args.executor, out=args.out, command=tuple(command))
+    elif args.report is None:
+        raise BadInputError("reproduce needs --report trNNN (or --bundle FILE)")
     else:
-        console.print("this bundle holds no images (made in-process): re-running in-process with this kit's agents")
-    if index.kit_version != __version__:
-        console.print(f"bundle made by kit {index.kit_version}, re-run by kit {__version__} (the images are exact)")
-    recorded = verified.statement.predicate.settings
-    carried = {
-        k: recorded[k]
-        for k in ("sim_seed", "request_timeout_s", "connect_timeout_s", "retries_per_run")
-        if k in recorded
-    }
-    out = ArtifactDir(args.out or base.artifacts_dir / f"{index.artifact_id}-rerun")
-    with tempfile.TemporaryDirectory(prefix="cfk-bundle-") as tmp:
-        to_load = bundle.missing_images(client, verified) if client is not None else []
-        if to_load:
-            console.print(f"loading {len(to_load)} image(s) from the bundle", markup=False)
-        engine = client
-        unpacked = bundle.unpack(
-            verified,
-            Path(tmp),
-            load=(lambda chunks: images.load_images(engine, chunks)) if engine and to_load else None,
+        request = SpecRequest(
+            args.report,
+            executor=args.executor,
+            across_hosts=args.across_hosts,
+            runs=args.runs,
+            configs=args.configs,
+            include_isolated=not args.no_isolated,
+            interleave_seed=args.interleave_seed,
+            out=args.out,
+            command=tuple(command),
         )
-        if client is not None:
-            for note in bundle.restore_images(client, verified, unpacked.loaded_image_ids):
-                console.print(note, markup=False)
-        settings = load_settings(
-            backend=index.backend, time_scale=index.time_scale, experiments_dir=unpacked.experiments_dir, **carried
-        )
-        spec = load_spec(unpacked.spec_path)
-        executor: Any
-        if client is not None:
-            executor = DockerExecutor(
-                client=client,
-                harness_image=ids.get("harness", ""),
-                rust_image=ids.get("rust-agent", ""),
-                ollama_image=ids.get("ollama", ""),
-                kit_version=__version__,
-                seed=settings.sim_seed,
-                time_scale=settings.time_scale,
-                agent_timeout_s=settings.request_timeout_s * 4,
-                request_timeout_s=settings.request_timeout_s,
-                connect_timeout_s=settings.connect_timeout_s,
-                backend=index.backend,
-                compose_dir=unpacked.compose_dir,
-            )
-        else:
-            executor = _local_executor(spec, settings)
-        executor.check(verified.plan)
-        if index.simulated:
-            console.print("[bold yellow]SIMULATED: a rehearsal against the simulated Ollama, not a measurement.[/]")
-        origin = {
-            "bundle": str(args.bundle),
-            "bundle_sha256": verified.sha256,
-            "artifact_id": index.artifact_id,
-            "kit_version": index.kit_version,
-            "images": ids,
-        }
-        return _run_and_record(
-            out,
-            spec,
-            unpacked.spec_path,
-            verified.plan,
-            executor,
-            settings,
-            console,
-            command,
-            origin=origin,
-            expected_model=verified.sweep.model,
-        )
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    bar = RunBar(console, f"{args.report or 'bundle'} runs")
+    try:
+        outcome = reproduce(request, settings, say(console), on_run=bar)
+    finally:
+        bar.close()
+    return EXIT_OK if outcome.failures == 0 else EXIT_RUN_FAILURE
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -862,7 +392,7 @@ def _bundle(args: argparse.Namespace) -> int:
     """``bundle DIR [--out FILE]``: prints the bundle's path, contents and sha256 (what a reviewer compares)."""
     from rich.console import Console
 
-    from harness.containers import stack
+    from harness.containers import engine
     from harness.evidence import bundle
 
     if not args.dir.is_dir():
@@ -870,7 +400,7 @@ def _bundle(args: argparse.Namespace) -> int:
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     out = args.out or bundle.default_bundle_path(args.dir.resolve())
     result = bundle.create_bundle(
-        args.dir, out, connect=stack.connect, progress=lambda line: console.print(line, markup=False)
+        args.dir, out, connect=engine.connect, progress=lambda line: console.print(line, markup=False)
     )
     index, size_mb = result.index, result.size_bytes / 1e6
     print(f"bundle {result.path}: {len(index.members)} files, {len(index.images)} image(s), {size_mb:.1f} MB")
@@ -878,37 +408,39 @@ def _bundle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_SETTING_FLAGS = ("backend", "time_scale", "request_timeout_s", "connect_timeout_s")
+"""Command-line flags that override a setting of the same name (Settings is built once, in :func:`main`)."""
+
+
+_VERBS: dict[str, Callable[[argparse.Namespace, Settings, list[str]], int]] = {
+    "agent": lambda args, settings, _: run_agent(args, settings),
+    "plan": lambda args, settings, _: _plan(args, settings),
+    "stack": lambda args, settings, _: _stack(args, settings),
+    "reproduce": _reproduce,
+    "analyze": lambda args, settings, _: _analyze(args, settings),
+    "report": lambda args, _settings, _: _report(args),
+    "build": lambda args, _settings, _: _images(args),
+    "images": lambda args, _settings, _: _images(args),
+    "clean": lambda args, _settings, _: _images(args),
+    "specs": lambda _args, settings, _: _specs(settings),
+    "corpus": lambda args, _settings, _: _corpus(args),
+    "doctor": lambda args, settings, _: _doctor(args, settings),
+    "verify": lambda args, _settings, _: _verify(args),
+    "bundle": lambda args, _settings, _: _bundle(args),
+    "bench": lambda args, _settings, command: _bench(args, ["python", "-m", "harness", *command]),
+}
+"""One function per verb: (parsed arguments, the Settings built once, the command line as typed) → exit code."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    command = list(argv) if argv is not None else sys.argv[1:]
     try:
-        settings = load_settings()
-        if args.verb == "agent":
-            return _run_agent(args, settings)
-        if args.verb == "plan":
-            return _plan(args, settings)
-        if args.verb == "stack":
-            return _stack(args, settings)
-        if args.verb == "reproduce":
-            return _reproduce(args, settings, list(argv) if argv is not None else sys.argv[1:])
-        if args.verb == "analyze":
-            return _analyze(args, settings)
-        if args.verb == "report":
-            return _report(args)
-        if args.verb in ("build", "images", "clean"):
-            return _images(args)
-        if args.verb == "specs":
-            return _specs(settings)
-        if args.verb == "corpus":
-            return _corpus(args)
-        if args.verb == "doctor":
-            return _doctor(args, settings)
-        if args.verb == "verify":
-            return _verify(args)
-        if args.verb == "bundle":
-            return _bundle(args)
-        if args.verb == "bench":
-            return _bench(args, ["python", "-m", "harness", *(list(argv) if argv is not None else sys.argv[1:])])
-        raise BadInputError(f"unknown verb {args.verb}")
+        settings = load_settings(**{name: getattr(args, name, None) for name in _SETTING_FLAGS})
+        verb = _VERBS.get(args.verb)
+        if verb is None:
+            raise BadInputError(f"unknown verb {args.verb}")
+        return verb(args, settings, command)
     except HarnessError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -63,7 +63,8 @@ def _ray_executor(plan: Plan) -> Any:
     from harness.run.ray_executor import RayExecutor
     from harness.run.ray_node import Admission
 
-    docker = DockerExecutor(client=None, harness_image="", kit_version="bench", seed=1, time_scale=1.0)
+    engine: Any = None  # the no-op body never reaches an engine
+    docker = DockerExecutor(client=engine, harness_image="", kit_version="bench", seed=1, time_scale=1.0)
     executor = RayExecutor(docker=docker, task_body=noop_run)
     executor.check(plan)
     node = str(ray.get_runtime_context().get_node_id())

@@ -4,9 +4,9 @@ Each run gets fresh servers and writes its folder as soon as it finishes, so an 
 completed run and a re-invocation resumes where it stopped (completed runs are skipped by run id). A failed run
 is retried up to ``retries`` times and then recorded with its cause; the sweep goes on.
 
-How a run's servers and agents are started is an :class:`Executor`. This module ships the local simulator
-executor (in-process simulated Ollama servers, Python agents on this loop): it rehearses the whole protocol
-without Docker. The container executor (one compose stack per run) plugs in behind the same interface.
+How a run's servers and agents are started is an :class:`Executor`; this module holds both: the local
+simulator executor (in-process simulated Ollama servers, Python agents on this loop), which rehearses the whole
+protocol without Docker, and the container executor (one compose stack per run, agents in a container).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from harness import __version__
 from harness.agents.runner import SingleAgent, Timeouts, run_multi, run_single
@@ -41,12 +41,18 @@ from harness.engines.ollama import OllamaClient, OllamaFacts, server_facts
 from harness.errors import BadInputError, OllamaError
 from harness.evidence.telemetry import TELEMETRY_FILE, GpuSampler, Nvml, telemetry_json
 from harness.facts import Absent
+from harness.protocol.flags import option_flags
 from harness.protocol.plan import PYTHON_RUNTIMES, Plan, Run
 from harness.protocol.spec import Spec
 from harness.records import AgentRunRecord, CallRecord, MultiRunRecord, parse_record
-from harness.settings import OllamaServerSettings
+from harness.settings import OllamaServerSettings, Settings
 from harness.sim.config import SimConfig
 from harness.sim.server import SimServer
+
+if TYPE_CHECKING:  # the Docker SDK is imported only when a container executor is used
+    from harness.containers.compose import ComposeProject, Topology
+    from harness.containers.engine import Client
+    from harness.containers.stack import Stack
 
 AnyRecord = CallRecord | AgentRunRecord | MultiRunRecord
 
@@ -71,8 +77,17 @@ class Executor(Protocol):
     @property
     def time_scale(self) -> float: ...
 
+    @property
+    def client(self) -> Client | None:
+        """The Docker engine the runs execute on (provenance describes it); None when nothing runs in a container."""
+        ...
+
     def image_ids(self) -> dict[str, str]:
         """Role → image ID of every image the runs execute (empty when nothing runs in a container)."""
+        ...
+
+    def check(self, plan: Plan) -> None:
+        """Every run of ``plan`` can be executed here; bad input (exit 2) before anything starts otherwise."""
         ...
 
     async def prepare_model(self, spec: Spec) -> PreparedModel:
@@ -133,6 +148,10 @@ class LocalSimExecutor:
     time_scale: float
     timeouts: Timeouts = field(default_factory=Timeouts)
     backend: str = "sim"
+
+    @property
+    def client(self) -> None:
+        return None
 
     def image_ids(self) -> dict[str, str]:
         return {}
@@ -236,10 +255,6 @@ def is_multi(run: Run) -> bool:
     return len(run.agents) == 2 and run.agents[0].role == "collector"
 
 
-def _options_flags(prefix: str, options: dict[str, float | int] | None) -> list[str]:
-    return [f for k, v in (options or {}).items() for f in (f"--{prefix}-{k.replace('_', '-')}", str(v))]
-
-
 def agent_command(
     run: Run, spec: Spec, urls: list[str], time_scale: float, *, timeouts: Timeouts | None = None
 ) -> list[str]:
@@ -257,9 +272,9 @@ def agent_command(
         common += ["--runtime", run.runtime]
     if is_multi(run):
         a, b = run.agents
-        flags = _options_flags("chimera", a.options if run.scenario != "baseline_vs_chimera" else b.options)
+        flags = option_flags("chimera", a.options if run.scenario != "baseline_vs_chimera" else b.options)
         if run.scenario == "chimera_hetero":
-            flags += _options_flags("chimera2", b.options)
+            flags += option_flags("chimera2", b.options)
         program = ["chimeraforge-multi"] if run.language == "rust" else [*python, "multi"]
         return [
             *program, *common,
@@ -271,13 +286,18 @@ def agent_command(
     cmd = [
         *program, *common, "--base-url", urls[run.agents[0].server_index],
         "--agents", ",".join(a.role for a in run.agents), "--runs", "1", "--pause-s", "0",
-        *_options_flags("chimera", options),
+        *option_flags("chimera", options),
     ]  # fmt: skip
     if agent is not None and agent.cooldown_s:
         cmd += ["--cooldown-s", str(agent.cooldown_s * time_scale)]
     if agent is not None and agent.unload_between_runs:
         cmd.append("--unload-between-runs")
     return cmd
+
+
+AGENT_TIMEOUT_REQUESTS = 4
+"""An agent container's whole run may last this many request timeouts before it is stopped: a run makes several
+calls, and a stuck call is ended by its own request timeout first, so only a hung agent process reaches this."""
 
 
 @dataclass(frozen=True)
@@ -289,7 +309,7 @@ class DockerExecutor:
     reach the servers by service name on the project network.
     """
 
-    client: Any
+    client: Client
     harness_image: str
     kit_version: str
     seed: int
@@ -305,7 +325,36 @@ class DockerExecutor:
     """Where the compose files are read from (a bundle's own); None: the kit's ``compose/``."""
     stack_prefix: str = ""
     """Put before every run's project name, so a cluster executor can find the stacks of one sweep or node."""
-    _live: list[Any] = field(default_factory=list, compare=False, repr=False)
+    _live: list[Stack] = field(default_factory=list, compare=False, repr=False)
+
+    @classmethod
+    def from_settings(
+        cls,
+        client: Client,
+        settings: Settings,
+        *,
+        backend: str,
+        harness_image: str = "",
+        rust_image: str = "",
+        ollama_image: str = "",
+        compose_dir: Path | None = None,
+    ) -> DockerExecutor:
+        """The one way the kit builds a container executor: seed and timeouts from ``settings``; the time scale
+        only applies to the simulator (the real server runs at its own speed)."""
+        return cls(
+            client=client,
+            harness_image=harness_image,
+            rust_image=rust_image,
+            ollama_image=ollama_image,
+            kit_version=__version__,
+            seed=settings.sim_seed,
+            time_scale=settings.time_scale if backend == "sim" else 1.0,
+            agent_timeout_s=settings.request_timeout_s * AGENT_TIMEOUT_REQUESTS,
+            request_timeout_s=settings.request_timeout_s,
+            connect_timeout_s=settings.connect_timeout_s,
+            backend=backend,
+            compose_dir=compose_dir,
+        )
 
     def check(self, plan: Plan) -> None:
         """Every run can be executed by this executor: the real backend needs its server image."""
@@ -320,25 +369,25 @@ class DockerExecutor:
             )
 
     def image_ids(self) -> dict[str, str]:
-        from harness.containers import stack
+        from harness.containers import engine
 
         refs = {"harness": self.harness_image, "rust-agent": self.rust_image, "ollama": self.ollama_image}
-        return {role: stack.image_id(self.client, ref) for role, ref in refs.items() if ref}
+        return {role: engine.image_id(self.client, ref) for role, ref in refs.items() if ref}
 
     def project(
         self,
         server: OllamaServerSettings,
         *,
-        topology: str,
+        topology: Topology,
         model: str,
         sim_seed: int,
         device_group: str,
         ports: Mapping[str, str] | None = None,
-    ) -> Any:
+    ) -> ComposeProject:
         """The compose project of one stack: these server settings, this executor's images and backend."""
-        from harness.containers import stack
+        from harness.containers import compose
 
-        variables = stack.stack_variables(
+        variables = compose.stack_variables(
             server,
             harness_image=self.harness_image,
             ollama_image=self.ollama_image or None,
@@ -349,12 +398,12 @@ class DockerExecutor:
             "OLLAMA_MODEL": model,
             **(ports or {}),
         }
-        files = stack.compose_files(
-            topology,  # type: ignore[arg-type]
+        files = compose.compose_files(
+            topology,
             "sim" if self.backend == "sim" else "ollama",
-            self.compose_dir or stack.COMPOSE_DIR,
+            self.compose_dir or compose.COMPOSE_DIR,
         )
-        return stack.load_compose(files, variables, gpu=self.backend == "ollama")
+        return compose.load_compose(files, variables, gpu=self.backend == "ollama")
 
     async def prepare_model(self, spec: Spec) -> PreparedModel:
         """Pull the model into the shared model volume once, through a single-server stack of this backend."""
@@ -399,7 +448,7 @@ class DockerExecutor:
                 live.down()
 
     def _execute(self, run: Run, spec: Spec) -> RunOutcome:
-        from harness.containers import stack
+        from harness.containers import engine, stack
 
         project = self.project(
             server_settings(spec),
@@ -418,7 +467,7 @@ class DockerExecutor:
             kit_version=self.kit_version,
             ready_timeout_s=self.ready_timeout_s,
             handle_signals=False,
-            name=f"{self.stack_prefix}{stack.project_name(run.run_id)}" if self.stack_prefix else None,
+            name=f"{self.stack_prefix}{engine.project_name(run.run_id)}" if self.stack_prefix else None,
         ) as live:
             self._live.append(live)
             rust = run.language == "rust"

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 
 from harness.artifacts import RunNode
-from harness.containers import stack
+from harness.containers import engine
 from harness.errors import DockerError
 from harness.evidence.provenance import docker_facts, fingerprint, host_facts
 from harness.evidence.telemetry import gpu_facts, nvml_session
@@ -92,7 +92,7 @@ def node_fingerprint(client: Any, images: Mapping[str, str]) -> str:
 def admit(settings: Mapping[str, Any], images: Mapping[str, str], spec: Spec | None) -> Admission:
     """Check the node's images against the sweep's IDs, fingerprint it, and (with ``spec``) prepare the model."""
     node_id, hostname = _node_id(), socket.gethostname()
-    client = stack.connect()
+    client = engine.connect()
     reap_projects(client, token=None, dead=_dead_nodes())
     executor = _executor(settings, client)
     refs = {role: getattr(executor, IMAGE_FIELDS[role]) for role in images}
@@ -107,7 +107,7 @@ def admit(settings: Mapping[str, Any], images: Mapping[str, str], spec: Spec | N
 def _image_mismatch(client: Any, refs: Mapping[str, str], want: Mapping[str, str]) -> str | None:
     for role, ref in sorted(refs.items()):
         try:
-            have = stack.image_id(client, ref)
+            have = engine.image_id(client, ref)
         except DockerError:
             return (
                 f"the {role} image {ref} is not on this node's engine (build it there with `invoke build`: the same "
@@ -123,7 +123,7 @@ def run_here(settings: Mapping[str, Any], token: str, run: Run, spec: Spec, node
 
     A cancellation (Ctrl-C on the driver, ``ray.cancel``) interrupts the executor, which tears its stack down.
     """
-    client = stack.connect()
+    client = engine.connect()
     reap_projects(client, token=None, dead=_dead_nodes())
     executor = _executor(settings, client, stack_prefix(token, node.node_id))
     try:
@@ -136,23 +136,23 @@ def run_here(settings: Mapping[str, Any], token: str, run: Run, spec: Spec, node
 
 def reap_here(token: str | None) -> list[str]:
     """Remove this sweep's stacks (``token``) and every dead node's orphans from this node's engine."""
-    return reap_projects(stack.connect(), token=token, dead=_dead_nodes())
+    return reap_projects(engine.connect(), token=token, dead=_dead_nodes())
 
 
 def reap_projects(client: Any, *, token: str | None, dead: set[str]) -> list[str]:
     """Remove the cluster stacks of sweep ``token`` and of the ``dead`` nodes; returns the project names removed."""
-    label = {"label": f"{stack.LABEL_KIT}=1"}
+    label = {"label": f"{engine.LABEL_KIT}=1"}
     found: set[str] = set()
     for item in [*client.containers.list(all=True, filters=label), *client.networks.list(filters=label)]:
-        found.add(str((item.attrs.get("Config") or {}).get("Labels", {}).get(stack.LABEL_PROJECT, "")))
-        found.add(str((item.attrs.get("Labels") or {}).get(stack.LABEL_PROJECT, "")))
+        found.add(str((item.attrs.get("Config") or {}).get("Labels", {}).get(engine.LABEL_PROJECT, "")))
+        found.add(str((item.attrs.get("Labels") or {}).get(engine.LABEL_PROJECT, "")))
     for volume in client.volumes.list(filters=label):
-        found.add(str((volume.attrs.get("Labels") or {}).get(stack.LABEL_PROJECT, "")))
+        found.add(str((volume.attrs.get("Labels") or {}).get(engine.LABEL_PROJECT, "")))
     dead_prefixes = {node[:12] for node in dead}
     removed = []
     for name in sorted(found):
         match = _PROJECT.match(name)
         if match and (match["token"] == token or match["node"] in dead_prefixes):
-            stack.reap(client, project=name, volumes=True)
+            engine.reap(client, project=name, volumes=True)
             removed.append(name)
     return removed
