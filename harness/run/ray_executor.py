@@ -31,6 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.artifacts import ArtifactDir, LostAttempt, load_json_doc
+from harness.containers.images import save_images
 from harness.errors import BadInputError, DockerError, HarnessError
 from harness.evidence.provenance import REPO_ROOT
 from harness.protocol.plan import Plan, Run
@@ -173,19 +174,37 @@ class RayExecutor:
         task = ray.remote(ray_node.admit)
         settings, images = ray_node.recipe(self.docker), self.image_ids()
         refs = {node: task.options(**self._task_options(node)).remote(settings, images, spec) for node in nodes}
-        for node, ref in refs.items():
-            try:
-                admission: ray_node.Admission = ray.get(ref, timeout=ADMIT_TIMEOUT_S)
-            except (ray.exceptions.RayError, HarnessError) as exc:
-                self.refused[node] = ClusterNode(
-                    node_id=node, hostname="?", status="refused", capacity=nodes[node], reason=str(exc)[:500]
-                )
-                continue
+        answers = self._collect(refs, nodes)
+        lacking = [node for node, adm in answers.items() if adm.missing and adm.refused and node not in self.refused]
+        if lacking:  # ship the driver's exact images to the nodes that lack them, then ask those again
+            shipped = [ray.put(self._saved_images(images))]
+            again = {n: task.options(**self._task_options(n)).remote(settings, images, spec, shipped) for n in lacking}
+            answers |= self._collect(again, nodes)
+        for node, admission in answers.items():
             if admission.refused is None:
                 self.admitted[node], self.capacity[node] = admission, nodes[node]
             else:
                 self.refused[node] = self._entry(admission, "refused", nodes[node], admission.refused)
         return self._judge(nodes)
+
+    def _collect(self, refs: dict[str, Any], nodes: dict[str, float]) -> dict[str, ray_node.Admission]:
+        """Each node's admission; a node whose task fails is refused with the failure as its reason."""
+        ray = _ray()
+        answers = {}
+        for node, ref in refs.items():
+            try:
+                answers[node] = ray.get(ref, timeout=ADMIT_TIMEOUT_S)
+            except (ray.exceptions.RayError, HarnessError) as exc:
+                self.refused[node] = ClusterNode(
+                    node_id=node, hostname="?", status="refused", capacity=nodes[node], reason=str(exc)[:500]
+                )
+        return answers
+
+    def _saved_images(self, images: dict[str, str]) -> bytes:
+        """``docker save`` of the sweep's images by ID from the driver's engine (held in memory once)."""
+        chunks: list[bytes] = []
+        save_images(self.docker.client, sorted(set(images.values())), chunks.append)
+        return b"".join(chunks)
 
     def _entry(self, adm: ray_node.Admission, status: Any, capacity: float, reason: str | None) -> ClusterNode:
         return ClusterNode(

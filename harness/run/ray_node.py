@@ -15,7 +15,7 @@ import asyncio
 import dataclasses
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from pydantic_core import to_jsonable_python
 
 from harness.artifacts import RunNode
 from harness.containers import engine
+from harness.containers.images import load_images, tag_image
 from harness.errors import DockerError
 from harness.evidence.provenance import docker_facts, fingerprint, host_facts
 from harness.evidence.telemetry import gpu_facts, nvml_session
@@ -50,6 +51,8 @@ class Admission:
     fingerprint_sha256: str
     refused: str | None
     model: PreparedModel | None = None
+    missing: tuple[str, ...] = ()
+    """Image roles whose tag is not on the node (the driver may ship them)."""
 
     def run_node(self) -> RunNode:
         return RunNode(node_id=self.node_id, hostname=self.hostname, fingerprint_sha256=self.fingerprint_sha256)
@@ -89,33 +92,55 @@ def node_fingerprint(client: Any, images: Mapping[str, str]) -> str:
     return digest
 
 
-def admit(settings: Mapping[str, Any], images: Mapping[str, str], spec: Spec | None) -> Admission:
-    """Check the node's images against the sweep's IDs, fingerprint it, and (with ``spec``) prepare the model."""
+def admit(
+    settings: Mapping[str, Any], images: Mapping[str, str], spec: Spec | None, shipped: Sequence[Any] = ()
+) -> Admission:
+    """Check the node's images against the sweep's IDs, fingerprint it, and (with ``spec``) prepare the model.
+
+    ``shipped`` (Ray object refs, nested so that only a node that needs them fetches them) holds the driver's
+    ``docker save`` of the sweep's images: a node that lacks them loads and tags them; a node that holds another
+    build under the same tag is refused, never overwritten.
+    """
     node_id, hostname = _node_id(), socket.gethostname()
     client = engine.connect()
     reap_projects(client, token=None, dead=_dead_nodes())
     executor = _executor(settings, client)
     refs = {role: getattr(executor, IMAGE_FIELDS[role]) for role in images}
-    refused = _image_mismatch(client, refs, images)
+    missing, refused = _image_mismatch(client, refs, images)
+    if missing and shipped and refused is None:
+        import ray
+
+        load_images(client, [ray.get(shipped[0])])
+        for role in missing:
+            tag_image(client, images[role], refs[role])
+        missing, refused = _image_mismatch(client, refs, images)
+    if missing and refused is None:
+        refused = (
+            f"the {', '.join(missing)} image(s) are not on this node's engine (build them there with `invoke build`: "
+            "the same kit gives the same content-hashed tag)"
+        )
     digest = node_fingerprint(client, refs)
     if refused is not None:
-        return Admission(node_id, hostname, digest, refused)
+        return Admission(node_id, hostname, digest, refused, missing=tuple(missing))
     model = asyncio.run(executor.prepare_model(spec)) if spec is not None else None
     return Admission(node_id, hostname, digest, None, model)
 
 
-def _image_mismatch(client: Any, refs: Mapping[str, str], want: Mapping[str, str]) -> str | None:
+def _image_mismatch(client: Any, refs: Mapping[str, str], want: Mapping[str, str]) -> tuple[list[str], str | None]:
+    """(roles whose tag is missing here, the reason to refuse when a tag names another image)."""
+    missing = []
     for role, ref in sorted(refs.items()):
         try:
             have = engine.image_id(client, ref)
         except DockerError:
-            return (
-                f"the {role} image {ref} is not on this node's engine (build it there with `invoke build`: the same "
-                "kit gives the same content-hashed tag)"
-            )
+            missing.append(role)
+            continue
         if have != want[role]:
-            return f"the {role} image {ref} is {have[:19]}… here, the sweep runs {want[role][:19]}… (another build)"
-    return None
+            return (
+                missing,
+                f"the {role} image {ref} is {have[:19]}… here, the sweep runs {want[role][:19]}… (another build)",
+            )
+    return missing, None
 
 
 def run_here(settings: Mapping[str, Any], token: str, run: Run, spec: Spec, node: RunNode) -> RunOutcome:

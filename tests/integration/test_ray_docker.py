@@ -8,6 +8,7 @@ the Rust agents the same way. Everything checked on the engine is scoped to the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -65,6 +66,19 @@ def _wait_runs(out: Path, proc: subprocess.Popen[bytes], count: int, timeout_s: 
     return {p.parent.name: p.read_bytes() for p in done}
 
 
+def _wait_lost(out: Path, proc: subprocess.Popen[bytes], victim: str, timeout_s: float = 300) -> str:
+    """The run the killed node held, once the driver has marked the node lost in cluster.json."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if (out / "cluster.json").exists():
+            nodes = {n["node_id"]: n for n in json.loads((out / "cluster.json").read_text())["nodes"]}
+            if nodes.get(victim, {}).get("status") == "lost":
+                return str(nodes[victim]["reason"]).split("lost during run ", 1)[1].split(":", 1)[0]
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        assert time.monotonic() < deadline, "the killed node was never marked lost"
+        time.sleep(0.5)
+
+
 def test_tr110_on_three_nodes_survives_a_killed_worker_an_interrupt_and_resumes(
     tmp_path: Path, cluster: Any, docker_client: docker.DockerClient, kit_images: KitImages
 ) -> None:
@@ -75,7 +89,11 @@ def test_tr110_on_three_nodes_survives_a_killed_worker_an_interrupt_and_resumes(
         before_kill = _wait_runs(out, proc, 1)
         victim = next(iter(cluster.worker_nodes)).node_id
         kill_worker(cluster)
-        _wait_runs(out, proc, len(before_kill) + 3)
+        retried = _wait_lost(out, proc, victim)
+        _wait_runs(out, proc, len(before_kill) + 2)
+        while not (out / "runs" / retried / "run.json").exists():  # the lost run, made again on another node
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)  # handled like Ctrl-C
         _, stderr = proc.communicate(timeout=180)
     finally:
@@ -99,7 +117,8 @@ def test_tr110_on_three_nodes_survives_a_killed_worker_an_interrupt_and_resumes(
     assert len({r.node.node_id for r in results if r.node}) >= 2, "runs were spread over the nodes"
     lost = [a for r in results for a in r.lost_attempts]
     assert lost and {a.node_id for a in lost} == {victim}, "the killed worker's in-flight run was retried elsewhere"
-    assert all(r.node and r.node.node_id != victim for r in results if r.lost_attempts)
+    again = next(r for r in results if r.run.run_id == retried)
+    assert again.lost_attempts and again.node and again.node.node_id != victim
     nodes = {n["node_id"]: n for n in json.loads((out / "cluster.json").read_text())["nodes"]}
     assert nodes[victim]["status"] == "lost" and len(nodes) == 3
     assert main(["verify", str(out)]) == 0
@@ -131,10 +150,40 @@ def test_a_cluster_without_the_docker_resource_is_bad_input(tmp_path: Path, kit_
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     code = (
         "import ray, sys; from harness.cli import main; "
-        "ray.init(num_cpus=1, object_store_memory=80 * 2**20, include_dashboard=False); "
+        "ray.init(address='local', num_cpus=1, object_store_memory=80 * 2**20, include_dashboard=False); "
         f"sys.exit(main({[*SIM, '--report', 'tr110', '--configs', '^001$', '--out', str(out)]!r}))"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, timeout=300)
     assert proc.returncode == 2, proc.stderr.decode()[-2000:]
     assert "declares the docker resource" in proc.stderr.decode()
     assert not out.exists()
+
+
+def test_a_node_that_lacks_the_images_loads_the_drivers_and_one_with_another_build_is_refused(
+    cluster: Any, docker_client: docker.DockerClient, kit_images: KitImages
+) -> None:
+    """Admission with the driver's ``docker save`` shipped through the object store (run as a task on a node)."""
+    import ray
+
+    from harness.containers.images import save_images
+    from harness.run.ray_node import admit
+
+    want = docker_client.images.get(kit_images.harness_tag).id
+    alias = f"cfk-ray-test/harness:{os.getpid()}"  # a tag no engine here has: the node "lacks" the image
+    settings = {"harness_image": alias, "kit_version": "test", "seed": 1, "time_scale": 1.0}
+    chunks: list[bytes] = []
+    save_images(docker_client, [want], chunks.append)
+    ray.init(address=cluster.address, runtime_env={"working_dir": str(ROOT), "excludes": ["artifacts", ".git"]})
+    try:
+        task = ray.remote(admit).options(resources={"docker": 1}, num_cpus=0)
+        refused = ray.get(task.remote(settings, {"harness": want}, None))
+        assert refused.missing == ("harness",) and "not on this node's engine" in (refused.refused or "")
+        shipped = [ray.put(b"".join(chunks))]
+        loaded = ray.get(task.remote(settings, {"harness": want}, None, shipped))
+        assert loaded.refused is None and docker_client.images.get(alias).id == want
+        other = ray.get(task.remote(settings, {"harness": "sha256:" + "0" * 64}, None, shipped))
+        assert other.refused and "another build" in other.refused and other.missing == ()
+    finally:
+        ray.shutdown()
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            docker_client.images.remove(alias)  # the test's own tag only; the image stays

@@ -103,3 +103,16 @@ def test_a_node_rebuilds_the_executor_from_its_recipe_without_the_engine_connect
     settings = recipe(DockerExecutor(client=object(), harness_image="h", kit_version="0", seed=1, time_scale=0.5))
     assert "client" not in settings and settings["harness_image"] == "h" and settings["time_scale"] == 0.5
     assert stack_prefix("abc123", "f" * 56) == "cfkr-abc123-ffffffffffff-"
+
+
+def test_across_hosts_without_ray_and_ray_with_a_bundle_are_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.cli import main
+
+    out = tmp_path / "never"
+    assert main(["reproduce", "--report", "tr110", "--across-hosts", "--out", str(out)]) == 2
+    assert "--across-hosts needs --executor ray" in capsys.readouterr().err
+    assert main(["reproduce", "--bundle", str(tmp_path / "b.tar"), "--executor", "ray", "--out", str(out)]) == 2
+    assert "does not re-run bundles" in capsys.readouterr().err
+    assert not out.exists()
