@@ -110,7 +110,7 @@ def admit(
     if missing and shipped and refused is None:
         import ray
 
-        load_images(client, [ray.get(shipped[0])])
+        load_images(client, iter((bytes(ray.get(shipped[0])),)))  # a stream: a list would be sent as a form
         for role in missing:
             tag_image(client, images[role], refs[role])
         missing, refused = _image_mismatch(client, refs, images)
