@@ -139,7 +139,7 @@ def _plan(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(plan.model_dump(mode="json"), indent=2))
         return EXIT_OK
     for run in plan.runs:
-        options = " | ".join(json.dumps(a.options, sort_keys=True) for a in run.agents)
+        options = " | ".join(json.dumps(a.wire_options(), sort_keys=True) for a in run.agents)
         print(f"{run.run_id}  {run.kind:<10} {run.config_id:<40} {run.runtime:<16} rep {run.repetition}  {options}")
     counts = {k: len(plan.of_kind(k)) for k in ("protocol", "isolated", "diagnostic")}
     print(f"{len(plan.runs)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items()))

@@ -212,8 +212,8 @@ class LocalSimExecutor:
                 urls[b.server_index],
                 self.workload,
                 run.scenario,  # type: ignore[arg-type]
-                a.options,
-                b.options,
+                a.wire_options(),
+                b.wire_options(),
                 run_id=run.run_id,
                 sink=sink,
                 timeouts=self.timeouts,
@@ -224,7 +224,7 @@ class LocalSimExecutor:
             records = await run_single(
                 urls[run.agents[0].server_index],
                 self.workload,
-                [SingleAgent(role=a.role, options=a.options) for a in run.agents],
+                [SingleAgent(role=a.role, options=a.wire_options()) for a in run.agents],
                 cooldown_s=cooldown,
                 unload_between_runs=bool(agent_spec and agent_spec.unload_between_runs),
                 run_id=run.run_id,
@@ -272,16 +272,16 @@ def agent_command(
         common += ["--runtime", run.runtime]
     if is_multi(run):
         a, b = run.agents
-        flags = option_flags("chimera", a.options if run.scenario != "baseline_vs_chimera" else b.options)
+        flags = option_flags("chimera", (a if run.scenario != "baseline_vs_chimera" else b).wire_options())
         if run.scenario == "chimera_hetero":
-            flags += option_flags("chimera2", b.options)
+            flags += option_flags("chimera2", b.wire_options())
         program = ["chimeraforge-multi"] if run.language == "rust" else [*python, "multi"]
         return [
             *program, *common,
             "--collector-ollama-url", urls[a.server_index], "--insight-ollama-url", urls[b.server_index],
             "--scenario", run.scenario, *flags,
         ]  # fmt: skip
-    options = next((a.options for a in run.agents if a.options), None)
+    options = next((a.wire_options() for a in run.agents if a.wire_options()), None)
     program = ["chimeraforge-agent"] if run.language == "rust" else [*python, "single"]
     cmd = [
         *program, *common, "--base-url", urls[run.agents[0].server_index],

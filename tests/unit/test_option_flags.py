@@ -82,7 +82,7 @@ def test_spec_options_reach_the_agent_command_line(report: str) -> None:
         }
     )
     plan = expand(spec, runs_per_config=1)
-    optioned = [r for r in plan.runs if any(a.options for a in r.agents)]
+    optioned = [r for r in plan.runs if any(a.wire_options() for a in r.agents)]
     assert optioned
     for run in optioned:
         cmd = agent_command(run, spec, ["http://a:1", "http://b:2"], 1.0)
