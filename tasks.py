@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import shlex
 import sys
+from pathlib import Path
 
 from invoke import Collection, Context, task
 
@@ -42,8 +44,12 @@ def test(c: Context, k: str = "", fast: bool = False, docker: bool = True) -> No
 @task
 def cluster(c: Context) -> None:
     """Install the optional `cluster` extra (Ray, for --executor ray) from its hash-locked requirements."""
-    if importlib.util.find_spec("ray") is None:
-        c.run(f"{PY} -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-cluster.lock")
+    lock_file = Path("requirements-cluster.lock")
+    stamp = Path(sys.prefix) / ".cluster-lock.sha256"  # reinstall when the lock changes, as ./kit does for its own
+    want = hashlib.sha256(lock_file.read_bytes()).hexdigest()
+    if importlib.util.find_spec("ray") is None or not stamp.exists() or stamp.read_text().strip() != want:
+        c.run(f"{PY} -m pip install --quiet --disable-pip-version-check --require-hashes -r {lock_file}")
+        stamp.write_text(want + "\n")
 
 
 @task
