@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.util
 import inspect
 import shlex
 import signal
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 from invoke import Collection, Context, Exit, Task
@@ -73,6 +76,7 @@ def _opt(flag: str, value: object) -> str:
 )
 def test(c: Context, k: str = "", fast: bool = False, docker: bool = True) -> None:
     """Lint and type-check (Python and Rust), check import layers, then cargo test and pytest (unit + Docker)."""
+    cluster(c)
     if not fast:
         c.run(f"{PY} -m ruff check harness tests tasks.py kit_program.py", echo=True)
         c.run(f"{PY} -m ruff format --check harness tests tasks.py kit_program.py", echo=True)
@@ -89,11 +93,28 @@ def test(c: Context, k: str = "", fast: bool = False, docker: bool = True) -> No
 
 
 @task
+def cluster(c: Context) -> None:
+    """Install the optional `cluster` extra (Ray, for --executor ray) from its hash-locked requirements."""
+    lock_file = Path("requirements-cluster.lock")
+    stamp = Path(sys.prefix) / ".cluster-lock.sha256"  # reinstall when the lock changes, as ./kit does for its own
+    want = hashlib.sha256(lock_file.read_bytes()).hexdigest()
+    if importlib.util.find_spec("ray") is None or not stamp.exists() or stamp.read_text().strip() != want:
+        c.run(f"{PY} -m pip install --quiet --disable-pip-version-check --require-hashes -r {lock_file}")
+        stamp.write_text(want + "\n")
+
+
+@task
 def lock(c: Context) -> None:
-    """Regenerate the hash-locked requirements (runtime and dev) from pyproject.toml with pip-compile."""
+    """Regenerate the hash-locked requirements (runtime, dev, and dev + cluster) from pyproject.toml."""
     base = f"{PY} -m piptools compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links"
     c.run(f"{base} --output-file requirements.lock pyproject.toml", echo=True)
     c.run(f"{base} --extra dev --output-file requirements-dev.lock pyproject.toml", echo=True)
+    # The cluster lock adds Ray to the dev lock without moving any of its pins (installed over it by `test`).
+    c.run(
+        f"{base} --extra dev --extra cluster -c requirements-dev.lock --output-file requirements-cluster.lock "
+        "pyproject.toml",
+        echo=True,
+    )
 
 
 @task
@@ -128,7 +149,9 @@ def sim(c: Context, port: int = 11434, seed: int = 1234, time_scale: float = 1.0
         "configs": "regular expression over config ids",
         "time_scale": "simulator: multiply every delay (0.05 = 20x faster)",
         "out": "artifact folder (re-use it to resume)",
-        "executor": "docker (one compose stack per run, default) or local (in-process simulator, no Docker)",
+        "executor": "docker (one compose stack per run, default), local (in-process simulator, no Docker) or ray "
+        "(each run's stack on a node of the Ray cluster at RAY_ADDRESS; `./kit cluster` installs Ray)",
+        "across_hosts": "ray: admit nodes of different environments; report the spread between hosts",
         "bundle": "re-run a bundle (from `bundle`) with its exact images instead of a report",
     }
 )
@@ -142,6 +165,7 @@ def reproduce(
     out: str = "",
     executor: str = "",
     bundle: str = "",
+    across_hosts: bool = False,
 ) -> None:
     """Run a report's protocol (or a bundle's plan), one fresh set of servers per run, and write artifacts."""
     _sh(
@@ -154,6 +178,7 @@ def reproduce(
         + _opt("--time-scale", time_scale)
         + _opt("--out", out)
         + _opt("--executor", executor)
+        + (" --across-hosts" if across_hosts else "")
     )
 
 
@@ -292,6 +317,7 @@ def bench(c: Context, quick: bool = False, only: str = "", out: str = "") -> Non
 
 ns = Collection(
     test,
+    cluster,
     lock,
     specs,
     plan,

@@ -78,6 +78,22 @@ class ContainerStats(_Doc):
     exit_code: int | None = None
 
 
+class RunNode(_Doc):
+    """The cluster node that made a run (``--executor ray``): its Ray node id and environment fingerprint."""
+
+    node_id: str
+    hostname: str
+    fingerprint_sha256: str = Field(description="sha256 over the node's GPU, engine, image and host facts")
+
+
+class LostAttempt(_Doc):
+    """An attempt that never finished because its node died or left: retried elsewhere, never counted as failed."""
+
+    node_id: str
+    reason: str
+    at: str
+
+
 class RunResult(_Doc):
     """One run's outcome; ``status`` failed runs keep their cause and whatever records they produced."""
 
@@ -89,6 +105,8 @@ class RunResult(_Doc):
     ended_at: str
     duration_s: float = Field(ge=0)
     containers: list[ContainerStats] = Field(default_factory=list)
+    node: RunNode | None = Field(default=None, description="where it ran (cluster executors only)")
+    lost_attempts: list[LostAttempt] = Field(default_factory=list, description="attempts lost with their node")
 
 
 class ArtifactDir:

@@ -76,9 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--no-isolated", action="store_true", help="skip the isolated baselines (no true efficiency)")
     rep.add_argument(
         "--executor",
-        choices=("docker", "local"),
+        choices=("docker", "local", "ray"),
         default="docker",
-        help="docker: one compose stack per run (default); local: in-process simulated servers, no Docker",
+        help="docker: one compose stack per run (default); local: in-process simulated servers, no Docker; "
+        "ray: each run's stack on a node of the Ray cluster at RAY_ADDRESS (docs/cluster.md)",
+    )
+    rep.add_argument(
+        "--across-hosts",
+        action="store_true",
+        help="ray: admit nodes of different environments and report the spread between hosts beside within",
     )
     rep.add_argument("--interleave-seed", type=int, default=None, help="shuffle the runs reproducibly")
     rep.add_argument(
@@ -331,6 +337,7 @@ _BUNDLE_FIXES = {
     "--time-scale": "time_scale",
     "--interleave-seed": "interleave_seed",
     "--no-isolated": "no_isolated",
+    "--across-hosts": "across_hosts",
 }
 """Flags that change what runs: a bundle re-runs its plan as it was made, so none of them may come with it."""
 
@@ -355,6 +362,8 @@ def _reproduce(args: argparse.Namespace, settings: Settings, command: list[str])
                 f"--bundle re-runs the bundled plan as it was made; {', '.join(given)} cannot change it",
                 hint="drop them",
             )
+        if args.executor == "ray":
+            raise BadInputError("--executor ray does not re-run bundles", hint="use --executor docker for a bundle")
         request = BundleRequest(
             args.bundle, executor=args.executor, out=args.out, command=tuple(command), model=_model_request(args)
         )
@@ -364,6 +373,7 @@ def _reproduce(args: argparse.Namespace, settings: Settings, command: list[str])
         request = SpecRequest(
             args.report,
             executor=args.executor,
+            across_hosts=args.across_hosts,
             runs=args.runs,
             configs=args.configs,
             include_isolated=not args.no_isolated,

@@ -20,7 +20,18 @@ from typing import Any
 
 import pandas as pd
 
-from harness.analysis import distributions, measured, originals, plots, sections, stats, summary, verdicts, writers
+from harness.analysis import (
+    distributions,
+    hosts,
+    measured,
+    originals,
+    plots,
+    sections,
+    stats,
+    summary,
+    verdicts,
+    writers,
+)
 from harness.analysis.tidy import ok_rows
 from harness.artifacts import Sweep
 from harness.errors import ArtifactError, BadInputError
@@ -119,7 +130,9 @@ def build_report(
         bandwidth_gbps=bandwidth_gbps or _provenance_number(provenance, BANDWIDTH_KEYS),
         run_facts=_run_facts(kit.sweep, provenance),
     )
-    return write(data)
+    result = write(data)
+    hosts.write_hosts(artifact_dir, kit.frame, spec, result.out_dir)  # cluster sweeps only: spread across hosts
+    return result
 
 
 def import_records(csv_path: Path, spec: Spec, *, report: str | None = None) -> pd.DataFrame:

@@ -111,6 +111,16 @@ class Verdict(_Model):
     met: bool | None = Field(description="None: not measured in this run")
 
 
+class SchedulingOverhead(_Model):
+    """Wall time per no-op run: the local executor's loop beside the Ray executor's (harness.bench.scheduling)."""
+
+    runs: int
+    payload_bytes: int
+    local_per_run_s: Spread
+    ray_per_run_s: Spread
+    ray_start_s: float
+
+
 class BenchResults(_Model):
     schema_version: Literal[1] = 1
     kind: Literal["chimeraforge-bench"] = "chimeraforge-bench"
@@ -126,6 +136,7 @@ class BenchResults(_Model):
     stack: StackOverhead | None = None
     report: ReportTime | None = None
     peer: PeerResult | None = None
+    scheduling: SchedulingOverhead | None = None
     verdicts: list[Verdict] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 

@@ -18,7 +18,7 @@ from typing import Any
 from harness import __version__
 from harness.bench import clients as clients_mod
 from harness.bench import efficiency as efficiency_mod
-from harness.bench import overhead, peer, table
+from harness.bench import overhead, peer, scheduling, table
 from harness.bench.agents import AGENTS, PYTHON, AgentCommands
 from harness.bench.fidelity import TruthError
 from harness.bench.results import (
@@ -38,7 +38,7 @@ from harness.bench.targets import judge
 from harness.errors import BadInputError, BenchError, HarnessError
 from harness.progress import Progress
 
-SECTIONS = ("clients", "peer", "efficiency", "stack", "report")
+SECTIONS = ("clients", "peer", "efficiency", "stack", "report", "scheduling")
 DOCS = Path("docs/bench.md")
 
 
@@ -154,6 +154,15 @@ def run_bench(options: BenchOptions, progress: Progress) -> tuple[BenchResults, 
     elif {"stack", "report"} & set(sections):
         notes.append("stack overhead and whole-report time not measured: no Docker engine")
 
+    scheduling_result = None
+    if "scheduling" in sections:
+        try:
+            scheduling_result = scheduling.measure_scheduling(
+                experiments_dir=options.repo_root / "experiments", quick=options.quick, progress=progress
+            )
+        except HarnessError as exc:
+            notes.append(f"scheduling overhead not measured: {exc}")
+
     results = BenchResults(
         created_at=created.isoformat(timespec="seconds"),
         command=options.command,
@@ -167,6 +176,7 @@ def run_bench(options: BenchOptions, progress: Progress) -> tuple[BenchResults, 
         stack=stack_result,
         report=report_result,
         peer=peer_result,
+        scheduling=scheduling_result,
         notes=notes,
     )
     results = results.model_copy(update={"verdicts": judge(results)})

@@ -27,7 +27,16 @@ from typing import TYPE_CHECKING, Protocol
 from harness import __version__
 from harness.agents.runner import SingleAgent, Timeouts, run_multi, run_single
 from harness.agents.workflow import Workload
-from harness.artifacts import ArtifactDir, ContainerStats, ModelFacts, RunResult, Sweep, load_sweep
+from harness.artifacts import (
+    ArtifactDir,
+    ContainerStats,
+    LostAttempt,
+    ModelFacts,
+    RunNode,
+    RunResult,
+    Sweep,
+    load_sweep,
+)
 from harness.errors import BadInputError
 from harness.evidence.telemetry import TELEMETRY_FILE, GpuSampler, Nvml, telemetry_json
 from harness.facts import Absent
@@ -54,6 +63,9 @@ class RunOutcome:
     error: str | None = None
     extra_files: dict[str, bytes] = field(default_factory=dict)
     containers: list[ContainerStats] = field(default_factory=list)
+    node: RunNode | None = None
+    """Where the run was made, when an executor spreads runs over machines."""
+    lost_attempts: list[LostAttempt] = field(default_factory=list)
 
 
 class Executor(Protocol):
@@ -292,6 +304,8 @@ class DockerExecutor:
     compose_dir: Path | None = None
     """Where the compose files are read from (a bundle's own); None: the kit's ``compose/``."""
     model_policy: ModelPolicy = field(default_factory=ModelPolicy)
+    stack_prefix: str = ""
+    """Put before every run's project name, so a cluster executor can find the stacks of one sweep or node."""
     _live: list[Stack] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
@@ -423,7 +437,7 @@ class DockerExecutor:
                 live.down()
 
     def _execute(self, run: Run, spec: Spec) -> RunOutcome:
-        from harness.containers import stack
+        from harness.containers import engine, stack
 
         project = self.project(
             server_settings(spec),
@@ -442,6 +456,7 @@ class DockerExecutor:
             kit_version=self.kit_version,
             ready_timeout_s=self.ready_timeout_s,
             handle_signals=False,
+            name=f"{self.stack_prefix}{engine.project_name(run.run_id)}" if self.stack_prefix else None,
         ) as live:
             self._live.append(live)
             rust = run.language == "rust"
@@ -567,13 +582,19 @@ async def run_sweep(
     done = out.completed_run_ids()
     results: list[RunResult] = []
     todo = [r for r in plan.runs if r.run_id not in done]
-    for position, run in enumerate(todo, 1):
-        if progress:
-            progress(position - 1, len(todo), run, None)
-        result = await _one(out, spec, run, executor, retries, nvml)
-        results.append(result)
-        if progress:
-            progress(position, len(todo), run, result)
+    # A cluster executor runs several runs at once; this loop stays the only writer of the folder either way.
+    slots = asyncio.Semaphore(max(1, int(getattr(executor, "parallel_runs", 1))))
+
+    async def one(run: Run) -> None:
+        async with slots:
+            if progress:
+                progress(len(results), len(todo), run, None)
+            result = await _one(out, spec, run, executor, retries, nvml)
+            results.append(result)
+            if progress:
+                progress(len(results), len(todo), run, result)
+
+    await asyncio.gather(*(one(run) for run in todo))
     return results
 
 
@@ -604,6 +625,8 @@ async def _one(
             ended_at=_now(),
             duration_s=time.monotonic() - t0,
             containers=outcome.containers,
+            node=outcome.node,
+            lost_attempts=outcome.lost_attempts,
         )
         if result.status == "ok" or attempt > retries:
             out.save_run(result, outcome.records, outcome.extra_files)

@@ -42,9 +42,10 @@ from harness.run.orchestrator import (
     run_sweep,
     server_settings,
 )
+from harness.run.ray_executor import RayExecutor
 from harness.settings import Settings
 
-ExecutorKind = Literal["docker", "local"]
+ExecutorKind = Literal["docker", "local", "ray"]
 SIMULATED_NOTE = "SIMULATED: a rehearsal of the protocol against the simulated Ollama, not a measurement."
 
 
@@ -54,6 +55,8 @@ class SpecRequest:
 
     report: str
     executor: ExecutorKind = "docker"
+    across_hosts: bool = False
+    """Ray only: admit nodes of different environments and report the spread between hosts."""
     runs: int | None = None
     configs: str | None = None
     """A regular expression over config ids (``re.search``); None: every config."""
@@ -203,20 +206,25 @@ def _from_spec(request: SpecRequest, settings: Settings, progress: Progress, on_
         include_isolated=request.include_isolated,
         interleave_seed=request.interleave_seed,
     )
+    if request.across_hosts and request.executor != "ray":
+        raise BadInputError("--across-hosts needs --executor ray", hint="add --executor ray, or drop --across-hosts")
     docker: DockerExecutor | None = None
-    if request.executor == "docker":
+    if request.executor in ("docker", "ray"):
         docker = docker_executor(settings, progress)
     elif settings.backend == "ollama":
         raise BadInputError("the local executor only runs the simulator", hint="use --executor docker")
     if docker is None or docker.backend == "sim":
         progress(SIMULATED_NOTE)
+    policy = request.model.policy(spec, settings)
     executor: Executor
     if docker is None:
-        executor = local_executor(spec, settings)
+        executor = replace(local_executor(spec, settings), model_policy=policy)
     else:
         progress("checking the kit's images (built on first use; offline when no registry answers)")
-        executor = with_images(docker, progress, rust=any(r.language == "rust" for r in plan.runs))
-    executor = replace(executor, model_policy=request.model.policy(spec, settings))
+        built = replace(
+            with_images(docker, progress, rust=any(r.language == "rust" for r in plan.runs)), model_policy=policy
+        )
+        executor = RayExecutor(docker=built, across_hosts=request.across_hosts) if request.executor == "ray" else built
     executor.check(plan)
     out = ArtifactDir(request.out or settings.artifacts_dir / f"{spec.id}-{executor.backend}")
     return _run_and_record(out, spec, path, plan, executor, settings, progress, on_run, list(request.command))
@@ -371,7 +379,14 @@ def _run_and_record(
         )
         record_provenance(out, provenance)
         progress(f"environment fingerprint {provenance.fingerprint_sha256[:16]}… (provenance.json)")
-        this_time, failures = _sweep(out, spec, plan, executor, settings, on_run, nvml)
+        cluster = executor if isinstance(executor, RayExecutor) else None
+        if cluster is not None:
+            cluster.record(out)  # which nodes run the sweep, and which were refused (cluster.json)
+        try:
+            this_time, failures = _sweep(out, spec, plan, executor, settings, on_run, nvml)
+        finally:
+            if cluster is not None:
+                cluster.finish()
     completed = len(out.completed_run_ids())
     progress(f"{completed}/{len(plan.runs)} runs complete in {out.root} ({this_time} this time, {failures} failed)")
     report = build_report(out.root, spec)
