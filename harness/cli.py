@@ -9,8 +9,8 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import re
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILURE, BadInputError, HarnessError
-from harness.settings import Settings, load_settings
+from harness.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILURE, BadInputError, HarnessError, Terminated
+from harness.protocol.spec import MAX_RUNS_PER_CONFIG
+from harness.settings import MAX_TIME_SCALE, MAX_TIMEOUT_S, Settings, load_settings
 
 OPTION_FLAGS = ("num-gpu", "num-ctx", "temperature", "top-p", "top-k", "repeat-penalty")
 _INT_OPTIONS = {"num_gpu", "num_ctx", "top_k"}
@@ -34,9 +35,40 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
+def _number(kind: type, low: float, high: float, *, low_open: bool = False) -> Callable[[str], Any]:
+    """An argparse type: a finite ``kind`` in [low, high] (or (low, high]); the message states the range."""
+    shown = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: allowed {shown}")
+        return value
+
+    return parse
+
+
+_SECONDS = _number(float, 0.0, MAX_TIMEOUT_S)
+_TIMEOUT = _number(float, 0.0, MAX_TIMEOUT_S, low_open=True)
+_RUNS = _number(int, 1, MAX_RUNS_PER_CONFIG)
+_SEED = _number(int, 0, 2**63 - 1)
+_PORT = _number(int, 1, 65535)
+_OPTION_RANGES = {"num-gpu": (0, 10_000), "num-ctx": (1, 1 << 24), "top-k": (1, 1 << 20)}
+
+
+def _out_path(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path is not a folder: pass one, e.g. --out ~/runs/tr114")
+    return Path(text)
+
+
 def _add_option_flags(parser: argparse.ArgumentParser, prefix: str, what: str) -> None:
     for flag in OPTION_FLAGS:
-        kind: Callable[[str], Any] = int if flag.replace("-", "_") in _INT_OPTIONS else float
+        low, high = _OPTION_RANGES.get(flag, (0, 100))
+        kind = _number(int if flag.replace("-", "_") in _INT_OPTIONS else float, low, high)
         parser.add_argument(f"--{prefix}-{flag}", type=kind, default=None, help=f"{what}: Ollama option {flag}")
 
 
@@ -75,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--workflow", choices=("two_call", "one_call", "single_call"), default="two_call")
         sub.add_argument("--no-stream", action="store_true", help="non-streaming calls (TR109)")
         sub.add_argument("--run-id", default=None, help="plan run id to stamp on every record")
-        sub.add_argument("--connect-timeout-s", type=float, default=None, help="default: HARNESS_CONNECT_TIMEOUT_S")
-        sub.add_argument("--request-timeout-s", type=float, default=None, help="default: HARNESS_REQUEST_TIMEOUT_S")
+        sub.add_argument("--connect-timeout-s", type=_TIMEOUT, default=None, help="default: HARNESS_CONNECT_TIMEOUT_S")
+        sub.add_argument("--request-timeout-s", type=_TIMEOUT, default=None, help="default: HARNESS_REQUEST_TIMEOUT_S")
         _add_option_flags(sub, "chimera", "chimera agent (A in multi-agent hetero/homo)")
     single, multi = kinds.choices["single"], kinds.choices["multi"]
     single.add_argument("--base-url", default="http://127.0.0.1:11434")
@@ -85,9 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="baseline,chimera",
         help="roles in order, e.g. chimera,baseline; every role but baseline sends the --chimera-* options",
     )
-    single.add_argument("--runs", type=int, default=1)
-    single.add_argument("--pause-s", type=float, default=2.0, help="pause between runs (the originals: 2 s)")
-    single.add_argument("--cooldown-s", type=float, default=0.0, help="pause between the agents of one run")
+    single.add_argument("--runs", type=_RUNS, default=1)
+    single.add_argument("--pause-s", type=_SECONDS, default=2.0, help="pause between runs (the originals: 2 s)")
+    single.add_argument("--cooldown-s", type=_SECONDS, default=0.0, help="pause between the agents of one run")
     single.add_argument("--unload-between-runs", action="store_true")
     multi.add_argument("--collector-ollama-url", default="http://127.0.0.1:11434")
     multi.add_argument("--insight-ollama-url", default="http://127.0.0.1:11435")
@@ -96,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = verbs.add_parser("plan", help="print the runs a report expands to")
     plan.add_argument("--report", required=True)
-    plan.add_argument("--runs", type=int, default=None, help="repetitions per config (default: the spec's)")
+    plan.add_argument("--runs", type=_RUNS, default=None, help="repetitions per config (default: the spec's)")
     plan.add_argument("--configs", default=None, help="regular expression over config ids")
     plan.add_argument("--json", action="store_true")
 
@@ -113,8 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--topology", choices=("single", "dual"), default="single")
     up.add_argument("--backend", choices=("auto", "ollama", "sim"), default=None, help="default: HARNESS_BACKEND")
     up.add_argument("--model", default=None, help="model the simulator preloads (default: the pinned model)")
-    up.add_argument("--port", type=int, default=11434, help="host port of the first server")
-    up.add_argument("--port2", type=int, default=11435, help="host port of the second server (dual)")
+    up.add_argument("--port", type=_PORT, default=11434, help="host port of the first server")
+    up.add_argument("--port2", type=_PORT, default=11435, help="host port of the second server (dual)")
     down = stk_actions.add_parser("down", help="remove stacks started by `stack up`")
     down.add_argument("--name", default=None, help="only this project (default: every by-hand stack)")
 
@@ -124,10 +156,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--bundle", type=Path, default=None, help="re-run a bundle's plan with its exact images (see `bundle`)"
     )
     rep.add_argument("--backend", choices=("auto", "ollama", "sim"), default=None, help="default: HARNESS_BACKEND")
-    rep.add_argument("--runs", type=int, default=None, help="repetitions per config (default: the spec's)")
+    rep.add_argument("--runs", type=_RUNS, default=None, help="repetitions per config (default: the spec's)")
     rep.add_argument("--configs", default=None, help="regular expression over config ids")
-    rep.add_argument("--time-scale", type=float, default=None, help="simulator: multiply every delay")
-    rep.add_argument("--out", type=Path, default=None, help="artifact folder (default: artifacts/<report>-<backend>)")
+    rep.add_argument(
+        "--time-scale",
+        type=_number(float, 0.0, MAX_TIME_SCALE, low_open=True),
+        default=None,
+        help=f"simulator: multiply every delay (0 < x ≤ {MAX_TIME_SCALE:g})",
+    )
+    rep.add_argument(
+        "--out", type=_out_path, default=None, help="artifact folder (default: artifacts/<report>-<backend>)"
+    )
+    rep.add_argument(
+        "--extend",
+        action="store_true",
+        help="grow the sweep in --out (more --runs, more --configs, isolated baselines): recorded in sweep.json",
+    )
     rep.add_argument("--no-isolated", action="store_true", help="skip the isolated baselines (no true efficiency)")
     rep.add_argument(
         "--executor",
@@ -135,16 +179,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="docker",
         help="docker: one compose stack per run (default); local: in-process simulated servers, no Docker",
     )
-    rep.add_argument("--interleave-seed", type=int, default=None, help="shuffle the runs reproducibly")
+    rep.add_argument("--interleave-seed", type=_SEED, default=None, help="shuffle the runs reproducibly")
 
     analyze = verbs.add_parser("analyze", help="recompute a report's published figures from original records")
     analyze.add_argument("--import", dest="import_csv", type=Path, required=True, help="originals' per-run CSV")
     analyze.add_argument("--report", required=True, help="trNNN: the spec whose claims are judged")
-    analyze.add_argument("--out", type=Path, default=None, help="also write a full report to this folder")
+    analyze.add_argument("--out", type=_out_path, default=None, help="also write a full report to this folder")
 
     report = verbs.add_parser("report", help="rebuild report.md/report.html and figures from an artifact folder")
     report.add_argument("dir", type=Path)
-    report.add_argument("--model-bytes", type=float, default=None, help="for the bandwidth roofline")
+    report.add_argument(
+        "--model-bytes", type=_number(float, 0.0, 1e15, low_open=True), default=None, help="for the bandwidth roofline"
+    )
 
     doctor = verbs.add_parser("doctor", help="check this host before its numbers are trusted (GPU, Docker, disk)")
     doctor.add_argument("--report", default=None, help="trNNN: check free VRAM against its model and topology")
@@ -546,16 +592,17 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
     from harness.artifacts import ArtifactDir
     from harness.protocol.plan import expand
     from harness.protocol.spec import load_spec, spec_path
+    from harness.run.sweep_identity import settings_of
 
     if args.bundle is not None:
         return _reproduce_bundle(args, base, command)
     if args.report is None:
         raise BadInputError("reproduce needs --report trNNN (or --bundle FILE)")
     settings = (
-        load_settings(backend=args.backend, time_scale=args.time_scale) if (args.backend or args.time_scale) else base
+        load_settings(backend=args.backend, time_scale=args.time_scale)
+        if (args.backend or args.time_scale is not None)
+        else base
     )
-    if args.runs is not None and args.runs < 1:
-        raise BadInputError("--runs must be at least 1")
     path = spec_path(settings.experiments_dir, args.report)
     spec = load_spec(path)
     plan = expand(
@@ -566,6 +613,9 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
         interleave_seed=args.interleave_seed,
     )
     console = Console(stderr=True)
+    out_root = _destination(
+        args.out, settings, settings.artifacts_dir / f"{spec.id}-{_expected_backend(args, settings)}"
+    )
     executor: Any = None
     if args.executor == "docker":
         executor = _docker_executor(settings, console)
@@ -582,8 +632,45 @@ def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> 
         console.print("checking the kit's images (built on first use; offline when no registry answers)")
         executor = _with_images(executor, console, rust=any(r.language == "rust" for r in plan.runs))
     executor.check(plan)
-    out = ArtifactDir(args.out or settings.artifacts_dir / f"{spec.id}-{executor.backend}")
-    return _run_and_record(out, spec, path, plan, executor, settings, console, command)
+    if args.out is None and out_root.name != f"{spec.id}-{executor.backend}":  # auto picked another backend
+        out_root = _destination(None, settings, settings.artifacts_dir / f"{spec.id}-{executor.backend}")
+    sweep_settings = settings_of(
+        executor=args.executor,
+        backend=executor.backend,
+        sim_seed=settings.sim_seed,
+        interleave_seed=args.interleave_seed,
+        plan=plan,
+        include_isolated=not args.no_isolated,
+    )
+    return _run_and_record(
+        ArtifactDir(out_root),
+        spec,
+        path,
+        plan,
+        executor,
+        settings,
+        console,
+        command,
+        sweep_settings=sweep_settings,
+        extend=args.extend,
+    )
+
+
+def _expected_backend(args: argparse.Namespace, settings: Settings) -> str:
+    """The backend the default folder is named after, before the engine is asked (auto: sim unless a GPU shows)."""
+    return "sim" if args.executor == "local" else ("sim" if settings.backend == "auto" else settings.backend)
+
+
+def _destination(given: Path | None, settings: Settings, default: Path) -> Path:
+    """``--out`` (or the default under HARNESS_ARTIFACTS_DIR) checked before anything runs or is written."""
+    from harness.run.destination import check_destination
+
+    return check_destination(
+        given if given is not None else default,
+        what="--out" if given is not None else "HARNESS_ARTIFACTS_DIR",
+        kit_root=Path(__file__).resolve().parents[1],
+        artifacts_dir=settings.artifacts_dir,
+    )
 
 
 def _local_executor(spec: Any, settings: Settings) -> Any:
@@ -618,6 +705,50 @@ def _run_and_record(
     *,
     origin: dict[str, Any] | None = None,
     expected_model: Any = None,
+    sweep_settings: Any = None,
+    extend: bool = False,
+) -> int:
+    """Lock the folder, reap this sweep's own leftovers, then record and run it (see :func:`_record_sweep`)."""
+    import shlex
+
+    from harness.run.sweep_guard import guarded
+
+    with guarded(
+        out.root,
+        command=shlex.join(["harness", *command]),
+        say=lambda line: console.print(line, markup=False),
+        reap_own=getattr(executor, "reap_own_leftovers", None),
+    ):
+        return _record_sweep(
+            out,
+            spec,
+            spec_file,
+            plan,
+            executor,
+            settings,
+            console,
+            command,
+            origin=origin,
+            expected_model=expected_model,
+            sweep_settings=sweep_settings,
+            extend=extend,
+        )
+
+
+def _record_sweep(
+    out: Any,
+    spec: Any,
+    spec_file: Path,
+    plan: Any,
+    executor: Any,
+    settings: Settings,
+    console: Any,
+    command: list[str],
+    *,
+    origin: dict[str, Any] | None,
+    expected_model: Any,
+    sweep_settings: Any,
+    extend: bool,
 ) -> int:
     """Prepare the folder and the model, record provenance, run what is left, then report and manifest (last)."""
     import asyncio
@@ -641,7 +772,17 @@ def _run_and_record(
             return facts
 
         spec_bytes = spec_file.read_bytes()
-        prepare(out, spec, spec_bytes, plan, executor, ["harness", *command], model=pull_model)
+        prepare(
+            out,
+            spec,
+            spec_bytes,
+            plan,
+            executor,
+            ["harness", *command],
+            model=pull_model,
+            settings=sweep_settings,
+            extend=extend,
+        )
         model = prepared[0].facts
         if expected_model is not None and expected_model.digest != model.digest:
             console.print(
@@ -695,8 +836,6 @@ def _sweep(out: Any, spec: Any, plan: Any, executor: Any, settings: Settings, co
             label = f"{run.kind} {run.config_id} {run.runtime} rep {run.repetition}"
             bar.update(task, completed=done, total=total, current=f"{label}  failures: {failures}")
 
-        # SIGTERM is handled like Ctrl-C: the in-flight run's stack is torn down, completed runs stay on disk.
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
         results = asyncio.run(
             run_sweep(out, spec, plan, executor, retries=settings.retries_per_run, progress=progress, nvml=nvml)
         )
@@ -735,6 +874,7 @@ def _reproduce_bundle(args: argparse.Namespace, base: Settings, command: list[st
         raise BadInputError(
             f"--bundle re-runs the bundled plan as it was made; {', '.join(given)} cannot change it", hint="drop them"
         )
+    _destination(args.out, base, base.artifacts_dir / "bundle-rerun")  # a bad --out costs no bundle read
     verified = bundle.verify_bundle(args.bundle)
     index, ids = verified.index, verified.image_ids
     console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -760,7 +900,7 @@ def _reproduce_bundle(args: argparse.Namespace, base: Settings, command: list[st
         for k in ("sim_seed", "request_timeout_s", "connect_timeout_s", "retries_per_run")
         if k in recorded
     }
-    out = ArtifactDir(args.out or base.artifacts_dir / f"{index.artifact_id}-rerun")
+    out = ArtifactDir(_destination(args.out, base, base.artifacts_dir / f"{index.artifact_id}-rerun"))
     with tempfile.TemporaryDirectory(prefix="cfk-bundle-") as tmp:
         to_load = bundle.missing_images(client, verified) if client is not None else []
         if to_load:
@@ -862,38 +1002,57 @@ def _bundle(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from harness.run.sweep_guard import sigterm_as_interrupt
+
     try:
-        settings = load_settings()
-        if args.verb == "agent":
-            return _run_agent(args, settings)
-        if args.verb == "plan":
-            return _plan(args, settings)
-        if args.verb == "stack":
-            return _stack(args, settings)
-        if args.verb == "reproduce":
-            return _reproduce(args, settings, list(argv) if argv is not None else sys.argv[1:])
-        if args.verb == "analyze":
-            return _analyze(args, settings)
-        if args.verb == "report":
-            return _report(args)
-        if args.verb in ("build", "images", "clean"):
-            return _images(args)
-        if args.verb == "specs":
-            return _specs(settings)
-        if args.verb == "corpus":
-            return _corpus(args)
-        if args.verb == "doctor":
-            return _doctor(args, settings)
-        if args.verb == "verify":
-            return _verify(args)
-        if args.verb == "bundle":
-            return _bundle(args)
-        if args.verb == "bench":
-            return _bench(args, ["python", "-m", "harness", *(list(argv) if argv is not None else sys.argv[1:])])
-        raise BadInputError(f"unknown verb {args.verb}")
+        with sigterm_as_interrupt():
+            return _dispatch(args, argv)
     except HarnessError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print(
+            "Error: terminated (SIGTERM); completed runs are kept, re-run the same command to resume", file=sys.stderr
+        )
+        return 143
     except KeyboardInterrupt:
         print("Error: interrupted; completed runs are kept, re-run the same command to resume", file=sys.stderr)
         return 130
+    except OSError as exc:  # a disk that filled or a folder that turned read-only mid-way: completed runs are kept
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(
+            f"Error: {exc.strerror or exc}{where}: free space or fix permissions, then re-run to resume",
+            file=sys.stderr,
+        )
+        return EXIT_RUN_FAILURE
+
+
+def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    settings = load_settings()
+    if args.verb == "agent":
+        return _run_agent(args, settings)
+    if args.verb == "plan":
+        return _plan(args, settings)
+    if args.verb == "stack":
+        return _stack(args, settings)
+    if args.verb == "reproduce":
+        return _reproduce(args, settings, list(argv) if argv is not None else sys.argv[1:])
+    if args.verb == "analyze":
+        return _analyze(args, settings)
+    if args.verb == "report":
+        return _report(args)
+    if args.verb in ("build", "images", "clean"):
+        return _images(args)
+    if args.verb == "specs":
+        return _specs(settings)
+    if args.verb == "corpus":
+        return _corpus(args)
+    if args.verb == "doctor":
+        return _doctor(args, settings)
+    if args.verb == "verify":
+        return _verify(args)
+    if args.verb == "bundle":
+        return _bundle(args)
+    if args.verb == "bench":
+        return _bench(args, ["python", "-m", "harness", *(list(argv) if argv is not None else sys.argv[1:])])
+    raise BadInputError(f"unknown verb {args.verb}")

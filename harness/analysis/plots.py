@@ -8,6 +8,7 @@ SVGs are written with a fixed hash salt and no date so a rebuilt report is byte-
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ matplotlib.use("Agg")
 
 import pandas as pd
 from matplotlib.figure import Figure as MplFigure
+
+from harness.atomic import write_bytes_atomic
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 4.5, 100
 """Every PNG is 800 × 450 pixels."""
@@ -49,8 +52,11 @@ def _save(fig: MplFigure, out_dir: Path, name: str, title: str, note: str | None
     out_dir.mkdir(parents=True, exist_ok=True)
     png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
     with matplotlib.rc_context(_RC):
-        fig.savefig(png, dpi=DPI, format="png", metadata={"Software": None})
-        fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})
+        png_bytes, svg_bytes = io.BytesIO(), io.BytesIO()
+        fig.savefig(png_bytes, dpi=DPI, format="png", metadata={"Software": None})
+        fig.savefig(svg_bytes, format="svg", metadata={"Date": None, "Creator": None})
+    write_bytes_atomic(png, png_bytes.getvalue())  # a full disk leaves no truncated figure behind
+    write_bytes_atomic(svg, svg_bytes.getvalue())
     return Figure(name=name, title=title, png=png, svg=svg, note=note)
 
 

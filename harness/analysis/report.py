@@ -25,6 +25,7 @@ import pandas as pd
 
 from harness.analysis import checks, plots, stats
 from harness.analysis import frames as analysis
+from harness.atomic import write_text_atomic
 from harness.errors import ArtifactError, BadInputError
 from harness.protocol.spec import Spec, load_spec
 from harness.schemas import REPORT_SCHEMA_VERSION
@@ -317,9 +318,10 @@ def _render(
     verdicts = checks.judge_claims(spec.claims, frame, gpu_name=gpu_name, simulated=simulated)
     doc = checks.verdicts_document(verdicts, report=spec.id, origin=origin, simulated=simulated, gpu_name=gpu_name)
     verdicts_path = out_dir / "verdicts.json"
-    verdicts_path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_text_atomic(verdicts_path, json.dumps(doc, indent=2, sort_keys=True) + "\n")
     summary = analysis.summarize(frame, spec.id)
-    (out_dir / "summary.json").write_text(
+    write_text_atomic(
+        out_dir / "summary.json",
         json.dumps(
             {"schema_version": REPORT_SCHEMA_VERSION, "report": spec.id, "origin": origin, **summary.headline},
             indent=2,
@@ -327,9 +329,8 @@ def _render(
             default=str,
         )
         + "\n",
-        encoding="utf-8",
     )
-    frame.to_csv(out_dir / "runs.csv", index=False)
+    write_text_atomic(out_dir / "runs.csv", frame.to_csv(index=False))
     figures = plots.render_all(frame, [v.model_dump() for v in verdicts], timeline, out_dir / "figures")
     warnings = warnings + stability(frame) + [f"figure {f.name}: {f.note}" for f in figures if f.note]
 
@@ -452,7 +453,7 @@ def _render(
         for block in sec.md:
             md += [block, ""]
     md_path = out_dir / "report.md"
-    md_path.write_text("\n".join(md).rstrip() + "\n", encoding="utf-8")
+    write_text_atomic(md_path, "\n".join(md).rstrip() + "\n")
 
     parts = [
         "<!DOCTYPE html>",
@@ -467,7 +468,7 @@ def _render(
         parts += sec.html
     parts.append("</body></html>")
     html_path = out_dir / "report.html"
-    html_path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    write_text_atomic(html_path, "\n".join(parts) + "\n")
     return ReportResult(
         out_dir=out_dir,
         markdown=md_path,

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.atomic import write_text_atomic
+
 DIGEST_SOURCE = "chimeraforge-sim:<model name>"
 """The documented preimage of every synthetic digest."""
 
@@ -179,9 +181,9 @@ class ModelStore:
                 "digest_source": DIGEST_SOURCE,
                 "pulled_at_unix_s": now,
             }
-            tmp = self._path(name).with_suffix(".tmp")
-            tmp.write_text(json.dumps(body, sort_keys=True) + "\n")
-            tmp.replace(self._path(name))
+            # A unique temporary name per write: two simulators pulling into one shared volume at once
+            # must not write through the same temporary file.
+            write_text_atomic(self._path(name), json.dumps(body, sort_keys=True) + "\n", fsync=False)
 
     def remove(self, name: str) -> bool:
         found = self._memory.pop(name, None) is not None
