@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import math
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ from typing import Any
 
 from harness import __version__
 from harness.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILURE, BadInputError, HarnessError, Terminated
+from harness.progress import Progress
 from harness.protocol.spec import MAX_RUNS_PER_CONFIG
 from harness.settings import MAX_TIME_SCALE, MAX_TIMEOUT_S, Settings, load_settings
 
@@ -237,8 +237,6 @@ def _run_agent(args: argparse.Namespace, settings: Settings) -> int:
         prompts_dir=args.prompts,
         corpus_dir=args.corpus,
     )
-    if args.request_timeout_s is not None or args.connect_timeout_s is not None:
-        settings = load_settings(request_timeout_s=args.request_timeout_s, connect_timeout_s=args.connect_timeout_s)
     timeouts = Timeouts(settings.request_timeout_s, settings.connect_timeout_s)
     if args.output_dir == "-":
         out_ctx: Any = contextlib.nullcontext(sys.stdout)
@@ -312,9 +310,10 @@ def _multi_options(
 def _plan(args: argparse.Namespace, settings: Settings) -> int:
     from harness.protocol.plan import expand
     from harness.protocol.spec import load_spec, spec_path
+    from harness.run.reproduce import select_configs
 
     spec = load_spec(spec_path(settings.experiments_dir, args.report))
-    ids = _select_configs(spec.configs, args.configs)
+    ids = select_configs(spec.configs, args.configs)
     plan = expand(spec, runs_per_config=args.runs, config_ids=ids)
     if args.json:
         print(json.dumps(plan.model_dump(mode="json"), indent=2))
@@ -325,19 +324,6 @@ def _plan(args: argparse.Namespace, settings: Settings) -> int:
     counts = {k: len(plan.of_kind(k)) for k in ("protocol", "isolated", "diagnostic")}
     print(f"{len(plan.runs)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     return EXIT_OK
-
-
-def _select_configs(configs: Sequence[Any], pattern: str | None) -> set[str] | None:
-    if pattern is None:
-        return None
-    try:
-        regex = re.compile(pattern)
-    except re.error as exc:
-        raise BadInputError(f"--configs: invalid regular expression {pattern!r}: {exc}") from None
-    ids = {c.id for c in configs if regex.search(c.id)}
-    if not ids:
-        raise BadInputError(f"--configs {pattern!r} matches no config", hint="list them with `harness plan`")
-    return ids
 
 
 def _specs(settings: Settings) -> int:
@@ -359,11 +345,11 @@ def _specs(settings: Settings) -> int:
 
 
 def _images(args: argparse.Namespace) -> int:
-    from harness.containers import images, stack
+    from harness.containers import base_image, engine, images, pins
 
-    client = stack.connect()
+    client = engine.connect()
     if args.verb == "clean":
-        report = stack.reap(client, run_id=args.run_id, volumes=True)
+        report = engine.reap(client, run_id=args.run_id, volumes=True)
         print(
             f"removed {len(report.containers)} container(s), {len(report.networks)} network(s), "
             f"{len(report.volumes)} volume(s)"
@@ -373,12 +359,12 @@ def _images(args: argparse.Namespace) -> int:
     if args.verb == "build":
         images.build_all(client, kit_version=__version__, python_exe=sys.executable, progress=print)
         return EXIT_OK
-    pins = images.load_pins()
+    pinned = pins.load_pins()
     if args.action == "base":
-        base = images.ensure_base_image(client, pins, kit_version=__version__, progress=print)
+        base = base_image.ensure_base_image(client, pinned, kit_version=__version__, progress=print)
         print(f"{base.tag} {base.image_id} ({'built' if base.built else 'present'})")
         return EXIT_OK
-    lock = images.resolve_pins(pins, client=client)
+    lock = pins.resolve_pins(pinned, client=client)
     for name, locked in lock.images.items():
         print(f"{name}: {locked}")
     return EXIT_OK
@@ -459,7 +445,7 @@ def _corpus(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
 
-    from harness.containers import stack
+    from harness.containers import engine
     from harness.evidence import doctor
     from harness.evidence.telemetry import nvml_session
     from harness.protocol.spec import load_spec, spec_path
@@ -472,7 +458,7 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     else:
         need = doctor.ModelNeed.of(args.model or "gemma3:latest")
     with nvml_session() as nvml:
-        diagnosis = doctor.diagnose(nvml=nvml, connect=stack.connect, need=need, require_gpu=args.require_gpu)
+        diagnosis = doctor.diagnose(nvml=nvml, connect=engine.connect, need=need, require_gpu=args.require_gpu)
     if args.json:
         sys.stdout.write(doctor.render_json(diagnosis))
     elif sys.stdout.isatty():
@@ -482,88 +468,28 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     return diagnosis.exit_code
 
 
-def _docker_executor(settings: Settings, console: Any) -> Any:
-    """The container executor: Ollama when asked or when Docker sees an NVIDIA GPU (auto), else the simulator.
-
-    The real backend is checked before anything is built or pulled: a GPU visible to Docker and a way to get
-    the Ollama image (a registry, or the image already loaded).
-    """
-    from harness.containers import images, stack
-    from harness.run.orchestrator import DockerExecutor
-
-    client = stack.connect()
-    backend = settings.backend
-    if backend == "auto":
-        backend = "ollama" if stack.gpu_visible(client) else "sim"
-        if backend == "sim":
-            console.print("[bold yellow]No NVIDIA GPU visible to Docker: using the simulated backend.[/]")
-    if backend == "ollama":
-        if settings.time_scale != 1.0:
-            raise BadInputError("--time-scale applies to the simulator only", hint="drop it, or use --backend sim")
-        if not stack.gpu_visible(client):  # asking for what this host cannot do is bad input: exit 2
-            raise BadInputError("no NVIDIA GPU visible to Docker", hint=stack.GPU_HINT)
-        reason = images.ollama_unavailable(client, images.load_pins())
-        if reason:
-            raise BadInputError(
-                f"the Ollama backend needs the kit's Ollama image, built from ollama/ollama: {reason}",
-                hint="run `invoke images.lock` and `invoke build` where a registry answers, load a bundle's images, "
-                "or rehearse with --backend sim",
-            )
-    return DockerExecutor(
-        client=client,
-        harness_image="",
-        kit_version=__version__,
-        seed=settings.sim_seed,
-        time_scale=settings.time_scale if backend == "sim" else 1.0,
-        agent_timeout_s=settings.request_timeout_s * 4,
-        request_timeout_s=settings.request_timeout_s,
-        connect_timeout_s=settings.connect_timeout_s,
-        backend=backend,
-    )
-
-
-def _with_images(executor: Any, console: Any, *, rust: bool) -> Any:
-    """Build (or find) the images the plan needs and point the executor at them by content-hashed tag."""
-    import dataclasses
-
-    from harness.containers import images
-
-    report = images.build_all(
-        executor.client, kit_version=__version__, python_exe=sys.executable, rust=rust, progress=console.print
-    )
-    built = {i.name: i.tag for i in report.images}
-    if not built.get("harness") or (rust and not built.get("rust-agent")):
-        raise BadInputError("the agent images could not be built", hint="see the build output above")
-    return dataclasses.replace(
-        executor,
-        harness_image=built["harness"],
-        rust_image=built.get("rust-agent") or "",
-        ollama_image=(built.get("ollama") or "") if executor.backend == "ollama" else "",
-    )
-
-
 MANUAL_RUN_ID = "by-hand"
 """Run-id label of stacks started by ``stack up``: ``stack down`` removes them, runs never touch them."""
 
 
-def _stack(args: argparse.Namespace, base: Settings) -> int:
+def _stack(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
 
-    from harness.containers import images, stack
+    from harness.containers import engine, pins, stack
+    from harness.run.reproduce import docker_executor, with_images
     from harness.settings import load_server_settings
 
     if args.action == "down":
-        report = stack.reap(stack.connect(), run_id=MANUAL_RUN_ID, project=args.name, volumes=True)
+        report = engine.reap(engine.connect(), run_id=MANUAL_RUN_ID, project=args.name, volumes=True)
         print(f"removed {len(report.containers)} container(s), {len(report.networks)} network(s)")
         return EXIT_RUN_FAILURE if report.failed else EXIT_OK
     for port in (args.port, args.port2):
         if not 1 <= port <= 65535:
             raise BadInputError(f"port {port} is out of range", hint="pick a port between 1 and 65535")
-    settings = load_settings(backend=args.backend) if args.backend else base
-    console = Console(stderr=True)
-    executor = _with_images(_docker_executor(settings, console), console, rust=False)
+    say = _say(Console(stderr=True))
+    executor = with_images(docker_executor(settings, say), say, rust=False)
     executor.require_server_image()
-    model = args.model or images.load_pins().model
+    model = args.model or pins.load_pins().model
     project = executor.project(
         load_server_settings(),
         topology=args.topology,
@@ -586,378 +512,93 @@ def _stack(args: argparse.Namespace, base: Settings) -> int:
     return EXIT_OK
 
 
-def _reproduce(args: argparse.Namespace, base: Settings, command: list[str]) -> int:
+def _say(console: Any) -> Progress:
+    """Progress lines on stderr, printed as they are (paths and names are not markup)."""
+    return lambda line: console.print(line, markup=False, highlight=False)
+
+
+class _RunBar:
+    """The sweep's progress bar (rich), started at the first run; counts the failures it is shown."""
+
+    def __init__(self, console: Any, title: str) -> None:
+        self._console, self._title, self.failures = console, title, 0
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __call__(self, done: int, total: int, run: Any, result: Any) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import Progress as Bar
+
+        if self._bar is None:
+            self._bar = Bar(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[current]}"),
+                console=self._console,
+                transient=False,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(self._title, total=None, current="")
+        self.failures += int(result is not None and result.status == "failed")
+        label = f"{run.kind} {run.config_id} {run.runtime} rep {run.repetition}"
+        self._bar.update(self._task, completed=done, total=total, current=f"{label}  failures: {self.failures}")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+_BUNDLE_FIXES = {
+    "--report": "report",
+    "--backend": "backend",
+    "--runs": "runs",
+    "--configs": "configs",
+    "--time-scale": "time_scale",
+    "--interleave-seed": "interleave_seed",
+    "--no-isolated": "no_isolated",
+    "--extend": "extend",
+}
+"""Flags that change what runs: a bundle re-runs its plan as it was made, so none of them may come with it."""
+
+
+def _reproduce(args: argparse.Namespace, settings: Settings, command: list[str]) -> int:
+    """``reproduce --report trNNN`` or ``reproduce --bundle FILE``: one pipeline (harness.run.reproduce)."""
     from rich.console import Console
 
-    from harness.artifacts import ArtifactDir
-    from harness.protocol.plan import expand
-    from harness.protocol.spec import load_spec, spec_path
-    from harness.run.sweep_identity import settings_of
+    from harness.run.reproduce import BundleRequest, Request, SpecRequest, reproduce
 
+    request: Request
     if args.bundle is not None:
-        return _reproduce_bundle(args, base, command)
-    if args.report is None:
-        raise BadInputError("reproduce needs --report trNNN (or --bundle FILE)")
-    settings = (
-        load_settings(backend=args.backend, time_scale=args.time_scale)
-        if (args.backend or args.time_scale is not None)
-        else base
-    )
-    path = spec_path(settings.experiments_dir, args.report)
-    spec = load_spec(path)
-    plan = expand(
-        spec,
-        runs_per_config=args.runs,
-        config_ids=_select_configs(spec.configs, args.configs),
-        include_isolated=not args.no_isolated,
-        interleave_seed=args.interleave_seed,
-    )
-    console = Console(stderr=True)
-    out_root = _destination(
-        args.out, settings, settings.artifacts_dir / f"{spec.id}-{_expected_backend(args, settings)}"
-    )
-    executor: Any = None
-    if args.executor == "docker":
-        executor = _docker_executor(settings, console)
-    else:
-        if settings.backend == "ollama":
-            raise BadInputError("the local executor only runs the simulator", hint="use --executor docker")
-    if executor is None or executor.backend == "sim":
-        console.print(
-            "[bold yellow]SIMULATED: a rehearsal of the protocol against the simulated Ollama, not a measurement.[/]"
-        )
-    if args.executor == "local":
-        executor = _local_executor(spec, settings)
-    else:
-        console.print("checking the kit's images (built on first use; offline when no registry answers)")
-        executor = _with_images(executor, console, rust=any(r.language == "rust" for r in plan.runs))
-    executor.check(plan)
-    if args.out is None and out_root.name != f"{spec.id}-{executor.backend}":  # auto picked another backend
-        out_root = _destination(None, settings, settings.artifacts_dir / f"{spec.id}-{executor.backend}")
-    sweep_settings = settings_of(
-        executor=args.executor,
-        backend=executor.backend,
-        sim_seed=settings.sim_seed,
-        interleave_seed=args.interleave_seed,
-        plan=plan,
-        include_isolated=not args.no_isolated,
-    )
-    return _run_and_record(
-        ArtifactDir(out_root),
-        spec,
-        path,
-        plan,
-        executor,
-        settings,
-        console,
-        command,
-        sweep_settings=sweep_settings,
-        extend=args.extend,
-    )
-
-
-def _expected_backend(args: argparse.Namespace, settings: Settings) -> str:
-    """The backend the default folder is named after, before the engine is asked (auto: sim unless a GPU shows)."""
-    return "sim" if args.executor == "local" else ("sim" if settings.backend == "auto" else settings.backend)
-
-
-def _destination(given: Path | None, settings: Settings, default: Path) -> Path:
-    """``--out`` (or the default under HARNESS_ARTIFACTS_DIR) checked before anything runs or is written."""
-    from harness.run.destination import check_destination
-
-    return check_destination(
-        given if given is not None else default,
-        what="--out" if given is not None else "HARNESS_ARTIFACTS_DIR",
-        kit_root=Path(__file__).resolve().parents[1],
-        artifacts_dir=settings.artifacts_dir,
-    )
-
-
-def _local_executor(spec: Any, settings: Settings) -> Any:
-    """In-process simulated servers and Python agents on the prompts and corpus of ``settings.experiments_dir``."""
-    from harness.agents.runner import Timeouts
-    from harness.agents.workflow import Workload
-    from harness.run.orchestrator import LocalSimExecutor
-
-    return LocalSimExecutor(
-        workload=Workload.load(
-            model=spec.model.name,
-            workflow=spec.agent.workflow if spec.agent else "single_call",
-            streaming=spec.agent.streaming if spec.agent else True,
-            prompts_dir=settings.experiments_dir / "prompts",
-            corpus_dir=settings.experiments_dir / "corpus",
-        ),
-        seed=settings.sim_seed,
-        time_scale=settings.time_scale,
-        timeouts=Timeouts(settings.request_timeout_s, settings.connect_timeout_s),
-    )
-
-
-def _run_and_record(
-    out: Any,
-    spec: Any,
-    spec_file: Path,
-    plan: Any,
-    executor: Any,
-    settings: Settings,
-    console: Any,
-    command: list[str],
-    *,
-    origin: dict[str, Any] | None = None,
-    expected_model: Any = None,
-    sweep_settings: Any = None,
-    extend: bool = False,
-) -> int:
-    """Lock the folder, reap this sweep's own leftovers, then record and run it (see :func:`_record_sweep`)."""
-    import shlex
-
-    from harness.run.sweep_guard import guarded
-
-    with guarded(
-        out.root,
-        command=shlex.join(["harness", *command]),
-        say=lambda line: console.print(line, markup=False),
-        reap_own=getattr(executor, "reap_own_leftovers", None),
-    ):
-        return _record_sweep(
-            out,
-            spec,
-            spec_file,
-            plan,
-            executor,
-            settings,
-            console,
-            command,
-            origin=origin,
-            expected_model=expected_model,
-            sweep_settings=sweep_settings,
-            extend=extend,
-        )
-
-
-def _record_sweep(
-    out: Any,
-    spec: Any,
-    spec_file: Path,
-    plan: Any,
-    executor: Any,
-    settings: Settings,
-    console: Any,
-    command: list[str],
-    *,
-    origin: dict[str, Any] | None,
-    expected_model: Any,
-    sweep_settings: Any,
-    extend: bool,
-) -> int:
-    """Prepare the folder and the model, record provenance, run what is left, then report and manifest (last)."""
-    import asyncio
-
-    from harness.analysis.report import build_report
-    from harness.artifacts import ModelFacts
-    from harness.evidence.manifest import write_manifest
-    from harness.evidence.provenance import collect, record_provenance
-    from harness.evidence.telemetry import nvml_session
-    from harness.facts import absent
-    from harness.run.orchestrator import PreparedModel, prepare, server_settings
-
-    with nvml_session() as nvml:
-        prepared: list[PreparedModel] = []
-
-        def pull_model() -> ModelFacts:
-            console.print(f"preparing {spec.model.name} on the {executor.backend} backend (pulled once, then reused)")
-            prepared.append(asyncio.run(executor.prepare_model(spec)))
-            facts = prepared[0].facts
-            console.print(f"model {facts.name} {facts.digest[:19]}… served by {facts.server_version}")
-            return facts
-
-        spec_bytes = spec_file.read_bytes()
-        prepare(
-            out,
-            spec,
-            spec_bytes,
-            plan,
-            executor,
-            ["harness", *command],
-            model=pull_model,
-            settings=sweep_settings,
-            extend=extend,
-        )
-        model = prepared[0].facts
-        if expected_model is not None and expected_model.digest != model.digest:
-            console.print(
-                f"[bold red]model {model.name} is {model.digest[:19]}… here, the bundle ran "
-                f"{expected_model.digest[:19]}…: the model is not in the bundle, this re-run uses another one[/]"
-            )
-        provenance = collect(
-            nvml=nvml,
-            docker=getattr(executor, "client", None) or absent("the local executor runs no container"),
-            images=executor.image_ids(),
-            ollama=prepared[0].server,
-            settings=settings,
-            command=["harness", *command],
-            server_settings=server_settings(spec),
-            spec_path=spec_file,
-            spec_bytes=spec_bytes,
-        )
-        record_provenance(out, provenance)
-        console.print(f"environment fingerprint {provenance.fingerprint_sha256[:16]}… (provenance.json)")
-        failures = _sweep(out, spec, plan, executor, settings, console, nvml)
-    report = build_report(out.root, spec)
-    console.print(f"report: {report.markdown}", markup=False)
-    manifest = write_manifest(out.root, command=["harness", *command], settings=settings, origin=origin)
-    console.print(f"manifest: {manifest}", markup=False)
-    return EXIT_OK if failures == 0 else EXIT_RUN_FAILURE
-
-
-def _sweep(out: Any, spec: Any, plan: Any, executor: Any, settings: Settings, console: Any, nvml: Any) -> int:
-    """Run what is left of the sweep with a progress bar; returns how many runs failed this time."""
-    import asyncio
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from harness.run.orchestrator import run_sweep
-
-    failures = 0
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[current]}"),
-        console=console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task(f"{spec.id} runs", total=None, current="")
-
-        def progress(done: int, total: int, run: Any, result: Any) -> None:
-            nonlocal failures
-            failures += int(result is not None and result.status == "failed")
-            label = f"{run.kind} {run.config_id} {run.runtime} rep {run.repetition}"
-            bar.update(task, completed=done, total=total, current=f"{label}  failures: {failures}")
-
-        results = asyncio.run(
-            run_sweep(out, spec, plan, executor, retries=settings.retries_per_run, progress=progress, nvml=nvml)
-        )
-    done = len(out.completed_run_ids())
-    console.print(f"{done}/{len(plan.runs)} runs complete in {out.root} ({len(results)} this time, {failures} failed)")
-    return failures
-
-
-def _reproduce_bundle(args: argparse.Namespace, base: Settings, command: list[str]) -> int:
-    """``reproduce --bundle``: the bundled plan, spec and compose files with the bundle's exact images.
-
-    The bundle is verified in full before anything is loaded or written; its images are loaded only when the
-    engine lacks them (an image ID is a content hash), checked by ID, and their tags given back.
-    """
-    import tempfile
-
-    from rich.console import Console
-
-    from harness.artifacts import ArtifactDir
-    from harness.containers import images, stack
-    from harness.evidence import bundle
-    from harness.protocol.spec import load_spec
-    from harness.run.orchestrator import DockerExecutor
-
-    fixed = {
-        "--report": args.report,
-        "--backend": args.backend,
-        "--runs": args.runs,
-        "--configs": args.configs,
-        "--time-scale": args.time_scale,
-        "--interleave-seed": args.interleave_seed,
-        "--no-isolated": args.no_isolated or None,
-    }
-    given = [flag for flag, value in fixed.items() if value is not None]
-    if given:
-        raise BadInputError(
-            f"--bundle re-runs the bundled plan as it was made; {', '.join(given)} cannot change it", hint="drop them"
-        )
-    _destination(args.out, base, base.artifacts_dir / "bundle-rerun")  # a bad --out costs no bundle read
-    verified = bundle.verify_bundle(args.bundle)
-    index, ids = verified.index, verified.image_ids
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
-    console.print(f"bundle {args.bundle} verified: {len(index.members)} files, sha256 {verified.sha256}", markup=False)
-    if args.executor == "local" and ids:
-        raise BadInputError("this bundle holds images: it re-runs in containers", hint="drop --executor local")
-    client = None
-    if ids:
-        client = stack.connect()
-        if index.backend == "ollama" and not stack.gpu_visible(client):
+        given = [flag for flag, name in _BUNDLE_FIXES.items() if getattr(args, name) not in (None, False)]
+        if given:
             raise BadInputError(
-                "this bundle was made with the real Ollama backend: re-running it needs an NVIDIA GPU visible to "
-                "Docker, and there is none here",
-                hint="run it on an NVIDIA host with the NVIDIA Container Toolkit",
+                f"--bundle re-runs the bundled plan as it was made; {', '.join(given)} cannot change it",
+                hint="drop them",
             )
+        request = BundleRequest(args.bundle, executor=args.executor, out=args.out, command=tuple(command))
+    elif args.report is None:
+        raise BadInputError("reproduce needs --report trNNN (or --bundle FILE)")
     else:
-        console.print("this bundle holds no images (made in-process): re-running in-process with this kit's agents")
-    if index.kit_version != __version__:
-        console.print(f"bundle made by kit {index.kit_version}, re-run by kit {__version__} (the images are exact)")
-    recorded = verified.statement.predicate.settings
-    carried = {
-        k: recorded[k]
-        for k in ("sim_seed", "request_timeout_s", "connect_timeout_s", "retries_per_run")
-        if k in recorded
-    }
-    out = ArtifactDir(_destination(args.out, base, base.artifacts_dir / f"{index.artifact_id}-rerun"))
-    with tempfile.TemporaryDirectory(prefix="cfk-bundle-") as tmp:
-        to_load = bundle.missing_images(client, verified) if client is not None else []
-        if to_load:
-            console.print(f"loading {len(to_load)} image(s) from the bundle", markup=False)
-        engine = client
-        unpacked = bundle.unpack(
-            verified,
-            Path(tmp),
-            load=(lambda chunks: images.load_images(engine, chunks)) if engine and to_load else None,
+        request = SpecRequest(
+            args.report,
+            executor=args.executor,
+            runs=args.runs,
+            configs=args.configs,
+            include_isolated=not args.no_isolated,
+            interleave_seed=args.interleave_seed,
+            out=args.out,
+            command=tuple(command),
+            extend=args.extend,
         )
-        if client is not None:
-            for note in bundle.restore_images(client, verified, unpacked.loaded_image_ids):
-                console.print(note, markup=False)
-        settings = load_settings(
-            backend=index.backend, time_scale=index.time_scale, experiments_dir=unpacked.experiments_dir, **carried
-        )
-        spec = load_spec(unpacked.spec_path)
-        executor: Any
-        if client is not None:
-            executor = DockerExecutor(
-                client=client,
-                harness_image=ids.get("harness", ""),
-                rust_image=ids.get("rust-agent", ""),
-                ollama_image=ids.get("ollama", ""),
-                kit_version=__version__,
-                seed=settings.sim_seed,
-                time_scale=settings.time_scale,
-                agent_timeout_s=settings.request_timeout_s * 4,
-                request_timeout_s=settings.request_timeout_s,
-                connect_timeout_s=settings.connect_timeout_s,
-                backend=index.backend,
-                compose_dir=unpacked.compose_dir,
-            )
-        else:
-            executor = _local_executor(spec, settings)
-        executor.check(verified.plan)
-        if index.simulated:
-            console.print("[bold yellow]SIMULATED: a rehearsal against the simulated Ollama, not a measurement.[/]")
-        origin = {
-            "bundle": str(args.bundle),
-            "bundle_sha256": verified.sha256,
-            "artifact_id": index.artifact_id,
-            "kit_version": index.kit_version,
-            "images": ids,
-        }
-        return _run_and_record(
-            out,
-            spec,
-            unpacked.spec_path,
-            verified.plan,
-            executor,
-            settings,
-            console,
-            command,
-            origin=origin,
-            expected_model=verified.sweep.model,
-        )
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    bar = _RunBar(console, f"{args.report or 'bundle'} runs")
+    try:
+        outcome = reproduce(request, settings, _say(console), on_run=bar)
+    finally:
+        bar.close()
+    return EXIT_OK if outcome.failures == 0 else EXIT_RUN_FAILURE
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -984,7 +625,7 @@ def _bundle(args: argparse.Namespace) -> int:
     """``bundle DIR [--out FILE]``: prints the bundle's path, contents and sha256 (what a reviewer compares)."""
     from rich.console import Console
 
-    from harness.containers import stack
+    from harness.containers import engine
     from harness.evidence import bundle
 
     if not args.dir.is_dir():
@@ -992,12 +633,16 @@ def _bundle(args: argparse.Namespace) -> int:
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     out = args.out or bundle.default_bundle_path(args.dir.resolve())
     result = bundle.create_bundle(
-        args.dir, out, connect=stack.connect, progress=lambda line: console.print(line, markup=False)
+        args.dir, out, connect=engine.connect, progress=lambda line: console.print(line, markup=False)
     )
     index, size_mb = result.index, result.size_bytes / 1e6
     print(f"bundle {result.path}: {len(index.members)} files, {len(index.images)} image(s), {size_mb:.1f} MB")
     print(f"sha256 {result.sha256}")
     return EXIT_OK
+
+
+_SETTING_FLAGS = ("backend", "time_scale", "request_timeout_s", "connect_timeout_s")
+"""Command-line flags that override a setting of the same name (Settings is built once, in :func:`main`)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1006,7 +651,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         with sigterm_as_interrupt():
-            return _dispatch(args, argv)
+            settings = load_settings(**{name: getattr(args, name, None) for name in _SETTING_FLAGS})
+            return _dispatch(args, argv, settings)
     except HarnessError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -1027,8 +673,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_RUN_FAILURE
 
 
-def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
-    settings = load_settings()
+def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None, settings: Settings) -> int:
     if args.verb == "agent":
         return _run_agent(args, settings)
     if args.verb == "plan":

@@ -17,13 +17,12 @@ from harness.bench.procs import SimProcess, SimSettings, run_agent
 from harness.bench.results import ClientRow
 from harness.bench.spread import spread
 from harness.errors import BenchError
+from harness.progress import Progress
 from harness.records import CallRecord
 
 RATES_TPS = (100.0, 500.0, 2000.0, 5000.0)
 CALL_S = 0.2
 MIN_TOKENS = 64
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)

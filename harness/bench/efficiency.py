@@ -8,7 +8,7 @@ agent's isolated baselines (collector alone, insight alone, on their own servers
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,11 +18,11 @@ from harness.bench.procs import ProcessRun, SimProcess, SimSettings, run_agent
 from harness.bench.results import EfficiencyRow
 from harness.bench.spread import spread
 from harness.errors import BenchError
+from harness.progress import Progress
 from harness.records import AgentRunRecord, MultiRunRecord
 
 WORKFLOW = "two_call"
 CALLS_PER_AGENT = 2
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,7 @@ from harness.artifacts import ArtifactDir, load_run_result
 from harness.bench.results import ReportTime, StackOverhead
 from harness.bench.spread import spread
 from harness.errors import BenchError
-
-Progress = Callable[[str], None]
+from harness.progress import Progress
 
 REPORT = "tr114"
 REPORT_CONFIGS = "^20[0-2]$"
@@ -44,10 +42,10 @@ def harness_image(client: Any, progress: Progress) -> tuple[str, float]:
 def measure_stack(
     client: Any, image: str, image_check_s: float, *, repetitions: int, progress: Progress
 ) -> StackOverhead:
-    from harness.containers import stack
+    from harness.containers import compose, stack
     from harness.settings import OllamaServerSettings
 
-    variables = stack.stack_variables(OllamaServerSettings(), harness_image=image) | {
+    variables = compose.stack_variables(OllamaServerSettings(), harness_image=image) | {
         "SIM_SEED": "1234",
         "SIM_TIME_SCALE": "1",
         "SIM_DEVICE_GROUP": "bench",
@@ -57,7 +55,7 @@ def measure_stack(
     downs: list[float] = []
     for rep in range(1, repetitions + 1):
         progress(f"stack overhead: {rep}/{repetitions}")
-        project = stack.load_compose(stack.compose_files("single", "sim"), variables, gpu=False)
+        project = compose.load_compose(compose.compose_files("single", "sim"), variables, gpu=False)
         live = stack.Stack(project, client=client, run_id=f"bench-stack-{rep}", kit_version=__version__,
                            ready_timeout_s=60, handle_signals=False)  # fmt: skip
         start = time.monotonic()

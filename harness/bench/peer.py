@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 from harness.bench.fidelity import CallError, ServerRequest, TruthError, peer_call_error
 from harness.bench.procs import MODEL, SimProcess
 from harness.errors import BenchError
+from harness.progress import Progress
 
 NAME = "aiperf"
 VERSION = "0.13.0"
@@ -35,7 +36,6 @@ TOKENIZER_DIR = "chimeraforge-byte-tokenizer"
 _STAMP = ".requirements.sha256"
 OPENAI_PATH = "/v1/chat/completions"
 
-Progress = Callable[[str], None]
 
 _TOKENIZER_SCRIPT = """
 import json, sys

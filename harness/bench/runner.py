@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,10 +36,10 @@ from harness.bench.results import (
 )
 from harness.bench.targets import judge
 from harness.errors import BadInputError, BenchError, HarnessError
+from harness.progress import Progress
 
 SECTIONS = ("clients", "peer", "efficiency", "stack", "report")
 DOCS = Path("docs/bench.md")
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -86,10 +86,10 @@ def _rust_binaries(repo_root: Path, progress: Progress) -> Path | None:
 
 
 def _docker(progress: Progress) -> Any | None:
-    from harness.containers import stack
+    from harness.containers import engine
 
     try:
-        return stack.connect()
+        return engine.connect()
     except HarnessError as exc:
         progress(f"Docker unavailable: {exc}")
         return None

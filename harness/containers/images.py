@@ -1,6 +1,7 @@
-"""Image pins, the offline Debian base, the wheelhouse, the kit's image builds, and ``docker save``/``load``.
+"""The kit's image builds (harness, Rust agent, Ollama), and ``docker save``/``load``.
 
-An adapter (layer 3, beside ``harness.containers.stack``) and the only other module allowed to import ``docker``:
+An adapter beside :mod:`harness.containers.stack`; with it, :mod:`~harness.containers.engine`,
+:mod:`~harness.containers.pins` and :mod:`~harness.containers.base_image` the modules that import ``docker``:
 building images is its own concern, separate from running stacks. Docker SDK, registry and subprocess failures are
 translated here into :class:`harness.errors.DockerError` / :class:`harness.errors.BadInputError`.
 
@@ -20,513 +21,43 @@ Why this shape:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import os
-import shutil
 import subprocess
-import tarfile
-import tempfile
 import time
-import tomllib
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import docker
 import docker.errors
 import requests.exceptions
 from docker.models.images import Image
 
+from harness.containers.base_image import BaseImageResult, WheelhouseResult, build_wheelhouse, ensure_base_image
+from harness.containers.engine import LABEL_CONTEXT_SHA, LABEL_IMAGE_ROLE, LABEL_KIT, LABEL_KIT_VERSION
+from harness.containers.engine import build_from_files as _build_from_files
+from harness.containers.engine import first_line as _first_line
+from harness.containers.engine import image_or_none as _image_or_none
+from harness.containers.pins import (
+    LOCK_PATH,
+    NO_REGISTRY_REASON,
+    PINS_PATH,
+    REPO_ROOT,
+    ImageLock,
+    Pins,
+    RegistryProbe,
+    load_pins,
+    read_lock,
+    registry_reachable,
+)
 from harness.errors import BadInputError, DockerError
+from harness.progress import Progress, quiet
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PINS_PATH = REPO_ROOT / "docker" / "pins.toml"
-LOCK_PATH = REPO_ROOT / "docker" / "images.lock.json"
 CONTEXT_DIR = REPO_ROOT / "docker" / "context"
-LOCK_SCHEMA_VERSION = 1
-NO_REGISTRY_REASON = "no registry answered"
 HARNESS_REPOSITORY = "chimeraforge/harness"
 OLLAMA_REPOSITORY = "chimeraforge/ollama"
-
-LABEL_KIT = "io.chimeraforge.kit"
-LABEL_KIT_VERSION = "io.chimeraforge.kit_version"
-LABEL_IMAGE_ROLE = "io.chimeraforge.image"
-LABEL_CONTEXT_SHA = "io.chimeraforge.context_sha256"
-
-Progress = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    return None
-
-
-# ---------------------------------------------------------------------------------------------------- pins
-
-
-@dataclass(frozen=True)
-class ImagePin:
-    """One external image reference and what uses it."""
-
-    key: str
-    reference: str
-    used_by: str
-
-
-@dataclass(frozen=True)
-class DebianPin:
-    """How the offline base is bootstrapped."""
-
-    suite: str
-    mirror: str
-    variant: str
-    packages: tuple[str, ...]
-    repository: str
-
-    def config_sha256(self) -> str:
-        """Hash of everything that shapes the rootfs; names the base tag so a pin change gives a new image."""
-        doc = {"suite": self.suite, "mirror": self.mirror, "variant": self.variant, "packages": self.packages}
-        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
-
-    @property
-    def tag(self) -> str:
-        return f"{self.repository}:{self.suite}-{self.config_sha256()[:12]}"
-
-
-@dataclass(frozen=True)
-class Pins:
-    """``docker/pins.toml`` parsed."""
-
-    ollama_version: str
-    model: str
-    debian: DebianPin
-    images: Mapping[str, ImagePin]
-    sha256: str
-
-
-def load_pins(path: Path = PINS_PATH) -> Pins:
-    """Read the pins file; a malformed file is bad input naming the key."""
-    try:
-        raw = path.read_bytes()
-        doc = tomllib.loads(raw.decode())
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"cannot read pins file {path}: {exc}", hint="fix docker/pins.toml") from None
-    try:
-        deb = doc["debian"]
-        images = {
-            key: ImagePin(key=key, reference=str(v["reference"]), used_by=str(v.get("used_by", "")))
-            for key, v in doc["images"].items()
-        }
-        return Pins(
-            ollama_version=str(doc["ollama"]["version"]),
-            model=str(doc["ollama"]["model"]),
-            debian=DebianPin(
-                suite=str(deb["suite"]),
-                mirror=str(deb["mirror"]),
-                variant=str(deb.get("variant", "minbase")),
-                packages=tuple(str(p) for p in deb["packages"]),
-                repository=str(deb["repository"]),
-            ),
-            images=images,
-            sha256=hashlib.sha256(raw).hexdigest(),
-        )
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise BadInputError(f"pins file {path} lacks or mistypes {exc}", hint="fix docker/pins.toml") from None
-
-
-# ---------------------------------------------------------------------------------------------------- lock
-
-
-@dataclass(frozen=True)
-class LockedImage:
-    """A pin's resolution: a digest the registry gave, or ``None`` and why not."""
-
-    reference: str
-    digest: str | None
-    reason: str | None = None
-    detail: str | None = None
-
-    @property
-    def pinned_reference(self) -> str:
-        """``name:tag@sha256:…`` when locked, else the bare reference (a build then says it is unpinned)."""
-        return f"{self.reference}@{self.digest}" if self.digest else self.reference
-
-
-@dataclass(frozen=True)
-class ImageLock:
-    """``docker/images.lock.json``."""
-
-    schema_version: int
-    pins_sha256: str
-    images: Mapping[str, LockedImage]
-
-    @property
-    def any_resolved(self) -> bool:
-        return any(img.digest for img in self.images.values())
-
-    def to_json(self) -> str:
-        doc = {
-            "schema_version": self.schema_version,
-            "pins_sha256": self.pins_sha256,
-            "images": {
-                k: {"reference": v.reference, "digest": v.digest, "reason": v.reason, "detail": v.detail}
-                for k, v in sorted(self.images.items())
-            },
-        }
-        return json.dumps(doc, indent=2, sort_keys=True) + "\n"
-
-
-def read_lock(path: Path = LOCK_PATH) -> ImageLock | None:
-    """The lock file, or ``None`` when it was never written; unknown schema versions are refused."""
-    if not path.exists():
-        return None
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BadInputError(f"cannot read {path}: {exc}", hint="re-create it with `invoke images.lock`") from None
-    if doc.get("schema_version") != LOCK_SCHEMA_VERSION:
-        raise BadInputError(
-            f"{path} has schema_version {doc.get('schema_version')!r}, this kit reads {LOCK_SCHEMA_VERSION}",
-            hint="re-create it with `invoke images.lock`",
-        )
-    images = {
-        k: LockedImage(reference=v["reference"], digest=v.get("digest"), reason=v.get("reason"), detail=v.get("detail"))
-        for k, v in doc.get("images", {}).items()
-    }
-    return ImageLock(schema_version=LOCK_SCHEMA_VERSION, pins_sha256=doc.get("pins_sha256", ""), images=images)
-
-
-def _split_reference(reference: str) -> tuple[str, str, str]:
-    """``(registry host, repository, tag)`` for a Docker Hub style reference."""
-    name, _, tag = reference.rpartition(":") if ":" in reference.split("/")[-1] else (reference, "", "latest")
-    first = name.split("/")[0]
-    if "/" in name and ("." in first or ":" in first or first == "localhost"):
-        host, _, repo = name.partition("/")
-    else:
-        host, repo = "registry-1.docker.io", name if "/" in name else f"library/{name}"
-    return host, repo, tag or "latest"
-
-
-_MANIFEST_TYPES = ", ".join(
-    [
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.oci.image.manifest.v1+json",
-    ]
-)
-
-
-def _digest_over_https(reference: str, timeout_s: float) -> str:
-    """Ask the registry's HTTP API directly (anonymous token) for the manifest digest of ``reference``."""
-    host, repo, tag = _split_reference(reference)
-    headers = {"Accept": _MANIFEST_TYPES}
-    if host == "registry-1.docker.io":
-        token_url = f"https://auth.docker.io/token?service=registry.docker.io&scope=repository:{repo}:pull"
-        with urllib.request.urlopen(token_url, timeout=timeout_s) as resp:
-            headers["Authorization"] = f"Bearer {json.load(resp)['token']}"
-    req = urllib.request.Request(f"https://{host}/v2/{repo}/manifests/{tag}", headers=headers, method="HEAD")
-    with urllib.request.urlopen(req, timeout=timeout_s) as resp:
-        digest = resp.headers.get("Docker-Content-Digest")
-    if not digest or not digest.startswith("sha256:"):
-        raise ValueError(f"registry answered without a Docker-Content-Digest for {reference}")
-    return str(digest)
-
-
-def _resolve_one(client: docker.DockerClient | None, reference: str, timeout_s: float) -> LockedImage:
-    errors: list[str] = []
-    if client is not None:
-        try:
-            data = client.images.get_registry_data(reference)
-            if data.id and str(data.id).startswith("sha256:"):
-                return LockedImage(reference=reference, digest=str(data.id))
-            errors.append("engine: no digest in the answer")
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            errors.append(f"engine: {_first_line(exc)}")
-    try:
-        return LockedImage(reference=reference, digest=_digest_over_https(reference, timeout_s))
-    except (OSError, urllib.error.URLError, ValueError, KeyError) as exc:
-        errors.append(f"https: {_first_line(exc)}")
-    return LockedImage(reference=reference, digest=None, reason=NO_REGISTRY_REASON, detail="; ".join(errors))
-
-
-def resolve_pins(
-    pins: Pins,
-    *,
-    client: docker.DockerClient | None,
-    lock_path: Path | None = LOCK_PATH,
-    timeout_s: float = 10.0,
-) -> ImageLock:
-    """Ask the registry (through the engine, then over HTTPS) for each pinned image's digest; write the lock.
-
-    The only writer of ``images.lock.json``: a digest comes from a registry's answer or not at all.
-    """
-    images = {key: _resolve_one(client, pin.reference, timeout_s) for key, pin in sorted(pins.images.items())}
-    lock = ImageLock(schema_version=LOCK_SCHEMA_VERSION, pins_sha256=pins.sha256, images=images)
-    if lock_path is not None:
-        lock_path.write_text(lock.to_json())
-    return lock
-
-
-@dataclass(frozen=True)
-class RegistryProbe:
-    """Whether an image registry answers the engine, and what it said."""
-
-    reachable: bool
-    detail: str
-
-
-def registry_reachable(client: docker.DockerClient, reference: str = "debian:bookworm-slim") -> RegistryProbe:
-    """The engine's own view (it is the engine that pulls ``FROM`` images): a registry-data lookup."""
-    try:
-        client.images.get_registry_data(reference)
-        return RegistryProbe(True, f"registry answered for {reference}")
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        return RegistryProbe(False, f"{NO_REGISTRY_REASON} for {reference}: {_first_line(exc)}")
-
-
-# ---------------------------------------------------------------------------------------------------- helpers
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:400]
-
-
-def _image_or_none(client: docker.DockerClient, ref: str) -> Image | None:
-    try:
-        return client.images.get(ref)
-    except docker.errors.ImageNotFound:
-        return None
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        raise DockerError(f"cannot inspect image {ref}: {_first_line(exc)}", hint="is the engine up?") from None
-
-
-# ---------------------------------------------------------------------------------------------------- base
-
-
-@dataclass(frozen=True)
-class BaseImageResult:
-    """The offline base: its tag and image id, and whether this call built it."""
-
-    tag: str
-    image_id: str
-    built: bool
-    duration_s: float
-    packages_sha256: str | None = None
-
-
-_TRIM_PATHS = (
-    "usr/share/doc",
-    "usr/share/man",
-    "usr/share/info",
-    "usr/share/locale",
-    "usr/share/lintian",
-    "var/cache/apt/archives",
-    "var/cache/apt/pkgcache.bin",
-    "var/cache/apt/srcpkgcache.bin",
-    "var/lib/apt/lists",
-    "var/log",
-    "debootstrap",
-)
-
-
-def _run(cmd: list[str], *, what: str, hint: str, cwd: Path | None = None) -> str:
-    try:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
-    except OSError as exc:
-        raise DockerError(f"{what}: cannot run {cmd[0]} ({exc})", hint=hint) from None
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        raise DockerError(f"{what} failed (exit {proc.returncode}):\n{tail}", hint=hint)
-    return proc.stdout
-
-
-def _ensure_debootstrap(progress: Progress) -> str:
-    found = shutil.which("debootstrap")
-    if found:
-        return found
-    progress("debootstrap missing: installing it with apt-get")
-    hint = "install debootstrap yourself (apt-get install debootstrap) and run as root"
-    _run(["apt-get", "update", "-qq"], what="apt-get update", hint=hint)
-    _run(["apt-get", "install", "-y", "-qq", "debootstrap"], what="apt-get install debootstrap", hint=hint)
-    found = shutil.which("debootstrap")
-    if not found:
-        raise DockerError("debootstrap is still missing after apt-get install", hint=hint)
-    return found
-
-
-def ensure_base_image(
-    client: docker.DockerClient,
-    pins: Pins,
-    *,
-    kit_version: str,
-    force: bool = False,
-    workdir: Path | None = None,
-    progress: Progress = _quiet,
-) -> BaseImageResult:
-    """Bootstrap the minimal Debian rootfs of the pins and ``docker import`` it; skip when the tag exists.
-
-    Needs root (debootstrap chroots and creates device nodes) and the Debian mirror; no image registry.
-    The installed package list is written into the image (``/etc/chimeraforge/base-packages.txt``) and its
-    sha256 into a label, so provenance can show exactly what the base holds.
-    """
-    deb = pins.debian
-    start = time.monotonic()
-    existing = None if force else _image_or_none(client, deb.tag)
-    if existing is not None:
-        return BaseImageResult(deb.tag, str(existing.id), False, time.monotonic() - start)
-    debootstrap = _ensure_debootstrap(progress)
-    with tempfile.TemporaryDirectory(prefix="cfk-rootfs-", dir=workdir) as tmp:
-        rootfs = Path(tmp) / "rootfs"
-        progress(f"debootstrap {deb.suite} ({deb.variant}, {len(deb.packages)} extra packages) from {deb.mirror}")
-        _run(
-            [
-                debootstrap,
-                f"--variant={deb.variant}",
-                f"--include={','.join(deb.packages)}",
-                deb.suite,
-                str(rootfs),
-                deb.mirror,
-            ],
-            what="debootstrap",
-            hint="debootstrap needs root and the Debian mirror in docker/pins.toml",
-        )
-        packages = _run(
-            ["chroot", str(rootfs), "dpkg-query", "-W", "-f=${Package} ${Version} ${Architecture}\\n"],
-            what="listing the base's packages",
-            hint="the rootfs is broken; re-run with force",
-        )
-        for rel in _TRIM_PATHS:
-            target = rootfs / rel
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-        (rootfs / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
-        (rootfs / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
-        meta = rootfs / "etc" / "chimeraforge"
-        meta.mkdir(parents=True, exist_ok=True)
-        (meta / "base-packages.txt").write_text(packages)
-        packages_sha = hashlib.sha256(packages.encode()).hexdigest()
-        tar_path = Path(tmp) / "rootfs.tar"
-        progress("packing and importing the rootfs")
-        _run(
-            ["tar", "--numeric-owner", "--xattrs", "-C", str(rootfs), "-cf", str(tar_path), "."],
-            what="packing the rootfs",
-            hint="check free disk space",
-        )
-        repository, _, tag = deb.tag.partition(":")
-        try:
-            client.api.import_image_from_file(
-                str(tar_path),
-                repository=repository,
-                tag=f"{tag}-raw",
-                changes=[
-                    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                    "ENV LANG=C.UTF-8",
-                    'CMD ["/bin/bash"]',
-                ],
-            )
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise DockerError(f"docker import failed: {_first_line(exc)}", hint="check the engine's disk") from None
-    # `docker import` cannot set labels; a one-line build adds them (metadata only, no new layer).
-    labels = {
-        LABEL_KIT: "1",
-        LABEL_KIT_VERSION: kit_version,
-        LABEL_IMAGE_ROLE: "base",
-        "io.chimeraforge.debian.suite": deb.suite,
-        "io.chimeraforge.debian.mirror": deb.mirror,
-        "io.chimeraforge.debian.config_sha256": deb.config_sha256(),
-        "io.chimeraforge.debian.packages_sha256": packages_sha,
-    }
-    raw_ref = f"{deb.tag}-raw"
-    dockerfile = f"FROM {raw_ref}\n"
-    image = _build_from_files(
-        client, {"Dockerfile": dockerfile.encode()}, tag=deb.tag, labels=labels, buildargs={}, dockerfile="Dockerfile"
-    )
-    _remove_image_quietly(client, raw_ref)
-    return BaseImageResult(deb.tag, str(image.id), True, time.monotonic() - start, packages_sha)
-
-
-def _remove_image_quietly(client: docker.DockerClient, ref: str) -> None:
-    with contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException):
-        client.images.remove(ref, noprune=True)
-
-
-# ---------------------------------------------------------------------------------------------------- wheels
-
-
-@dataclass(frozen=True)
-class WheelhouseResult:
-    """Where the wheels are and which lock they satisfy."""
-
-    directory: Path
-    lock_sha256: str
-    wheel_count: int
-    total_bytes: int
-    built: bool
-    duration_s: float
-
-
-_STAMP = ".requirements.sha256"
-
-
-def build_wheelhouse(
-    requirements: Path,
-    dest: Path,
-    *,
-    python_exe: str,
-    python_version: str = "3.11",
-    glibc: tuple[int, int] = (2, 36),
-    arch: str = "x86_64",
-    progress: Progress = _quiet,
-) -> WheelhouseResult:
-    """Download every wheel ``requirements`` pins (hash-checked) for the image's Python; skip when current.
-
-    ``glibc`` is the image's (bookworm: 2.36): every manylinux tag up to it is passed, since pip does not widen a
-    given ``--platform`` itself. Only wheels: an sdist would need a compiler in the image.
-    """
-    start = time.monotonic()
-    lock_sha = hashlib.sha256(requirements.read_bytes()).hexdigest()
-    stamp = dest / _STAMP
-    stamp_text = f"{lock_sha} {python_version} glibc{glibc[0]}.{glibc[1]} {arch}"
-    if stamp.exists() and stamp.read_text().strip() == stamp_text:
-        wheels = sorted(dest.glob("*.whl"))
-        return WheelhouseResult(
-            dest, lock_sha, len(wheels), sum(w.stat().st_size for w in wheels), False, time.monotonic() - start
-        )
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    progress(f"downloading wheels for {requirements.name} ({stamp_text.split(' ', 1)[1]})")
-    abi = "cp" + python_version.replace(".", "")
-    # --no-deps is safe: a pip-compile lock lists the whole closure, and the image's install re-checks it.
-    cmd = [python_exe, "-m", "pip", "download", "--disable-pip-version-check", "--no-deps", "--require-hashes"]
-    cmd += ["--only-binary=:all:", "--python-version", python_version]
-    for tag in _manylinux_tags(glibc, arch):
-        cmd += ["--platform", tag]
-    cmd += ["--implementation", "cp", "--abi", abi, "--abi", "abi3", "--abi", "none"]
-    cmd += ["-d", str(dest), "-r", str(requirements)]
-    _run(cmd, what="pip download", hint="check that PyPI is reachable and requirements.lock is current")
-    stamp.write_text(stamp_text + "\n")
-    wheels = sorted(dest.glob("*.whl"))
-    return WheelhouseResult(
-        dest, lock_sha, len(wheels), sum(w.stat().st_size for w in wheels), True, time.monotonic() - start
-    )
-
-
-def _manylinux_tags(glibc: tuple[int, int], arch: str) -> list[str]:
-    major, minor = glibc
-    tags = [f"manylinux_{major}_{m}_{arch}" for m in range(minor, 4, -1)]
-    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
-    tags += [f"{name}_{arch}" for m, name in legacy.items() if m <= minor and major == 2]
-    return tags
 
 
 # ---------------------------------------------------------------------------------------------------- builds
@@ -662,51 +193,6 @@ def _context_sha256(files: Mapping[str, Path | bytes], buildargs: Mapping[str, s
     return h.hexdigest()
 
 
-def _build_from_files(
-    client: docker.DockerClient,
-    files: Mapping[str, Path | bytes],
-    *,
-    tag: str,
-    labels: Mapping[str, str],
-    buildargs: Mapping[str, str],
-    dockerfile: str,
-) -> Image:
-    """Build from an explicit file set (a tar made here), so nothing outside it can leak into the image."""
-    with tempfile.TemporaryFile() as buf:
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            for name in sorted(files):
-                item = files[name]
-                data = item if isinstance(item, bytes) else item.read_bytes()
-                info = tarfile.TarInfo(name)
-                mode = 0o755 if name.startswith("bin/") else 0o644  # bin/: the Rust agent binaries
-                info.size, info.mode, info.mtime = len(data), mode, 0
-                tar.addfile(info, io.BytesIO(data))
-        buf.seek(0)
-        try:
-            image, _logs = client.images.build(
-                fileobj=buf,
-                custom_context=True,
-                dockerfile=dockerfile,
-                tag=tag,
-                labels=dict(labels),
-                buildargs=dict(buildargs),
-                rm=True,
-                forcerm=True,
-                pull=False,
-            )
-        except docker.errors.BuildError as exc:
-            tail = _build_log_tail(exc.build_log)
-            raise DockerError(f"building {tag} failed: {exc.msg}\n{tail}", hint="see the build output above") from None
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise DockerError(f"building {tag} failed: {_first_line(exc)}", hint="is the engine up?") from None
-    return image
-
-
-def _build_log_tail(log: Iterable[Mapping[str, Any]], lines: int = 20) -> str:
-    text = "".join(str(chunk.get("stream", chunk.get("error", ""))) for chunk in log)
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
 def build_harness_image(
     client: docker.DockerClient,
     *,
@@ -715,7 +201,7 @@ def build_harness_image(
     kit_version: str,
     repo_root: Path = REPO_ROOT,
     force: bool = False,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> ImageBuildResult:
     """The Python image (agents, controller, simulator): tagged by a hash of its exact inputs, skipped if present.
 
@@ -750,7 +236,7 @@ RUST_DIR = REPO_ROOT / "harness" / "rust"
 RUST_BINARIES = ("chimeraforge-agent", "chimeraforge-multi")
 
 
-def vendor_crates(rust_dir: Path, dest: Path, *, progress: Progress = _quiet) -> Path:
+def vendor_crates(rust_dir: Path, dest: Path, *, progress: Progress = quiet) -> Path:
     """``cargo vendor`` the locked dependencies (skipped when Cargo.lock is unchanged): the offline source."""
     lock_sha = hashlib.sha256((rust_dir / "Cargo.lock").read_bytes()).hexdigest()
     stamp = dest / ".cargo-lock.sha256"
@@ -762,7 +248,7 @@ def vendor_crates(rust_dir: Path, dest: Path, *, progress: Progress = _quiet) ->
     return dest
 
 
-def build_rust_binaries(rust_dir: Path, vendor_dir: Path, *, progress: Progress = _quiet) -> dict[str, Path]:
+def build_rust_binaries(rust_dir: Path, vendor_dir: Path, *, progress: Progress = quiet) -> dict[str, Path]:
     """Release binaries built with ``--locked --offline`` from the vendored crates.
 
     They are compiled on the host because the offline Debian base carries no Rust toolchain (Debian's rustc is
@@ -796,7 +282,7 @@ def _cargo(args: list[str], cwd: Path) -> None:
 
 
 def rust_context_files(
-    repo_root: Path, context_dir: Path, *, builder_image: str | None, progress: Progress = _quiet
+    repo_root: Path, context_dir: Path, *, builder_image: str | None, progress: Progress = quiet
 ) -> dict[str, Path | bytes]:
     """The Rust image's build context: sources and vendored crates (registry path) or host-built binaries."""
     rust_dir = repo_root / "harness" / "rust"
@@ -822,7 +308,7 @@ def build_rust_agent_image(
     repo_root: Path = REPO_ROOT,
     context_dir: Path = CONTEXT_DIR,
     force: bool = False,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> ImageBuildResult:
     """The Rust agents' image: the two binaries, the prompts and the corpus on the offline base, non-root.
 
@@ -855,7 +341,7 @@ def build_ollama_image(
     pins: Pins,
     kit_version: str,
     repo_root: Path = REPO_ROOT,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> ImageBuildResult:
     """The real Ollama server image (``ollama/ollama`` plus a non-root user and a healthcheck).
 
@@ -925,7 +411,7 @@ def build_all(
     repo_root: Path = REPO_ROOT,
     context_dir: Path = CONTEXT_DIR,
     rust: bool = True,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> BuildReport:
     """``invoke build``: plan (offline when no registry answers, and say so), base, wheelhouse, images.
 

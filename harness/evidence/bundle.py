@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness import __version__
 from harness.artifacts import ARTIFACT_SCHEMA_VERSION, Sweep, load_sweep
-from harness.containers import images
+from harness.containers import images, pins
 from harness.errors import ArtifactError, BadInputError, DockerError
 from harness.evidence.manifest import (
     MANIFEST_NAME,
@@ -46,6 +46,7 @@ from harness.evidence.manifest import (
     load_manifest,
     parse_manifest,
 )
+from harness.progress import Progress, quiet
 from harness.protocol.plan import Plan
 
 BUNDLE_SCHEMA_VERSION = 1
@@ -71,12 +72,6 @@ TAMPERED_HINT = (
     "the bundle was changed or damaged after it was made: get a fresh copy and compare its sha256 with the one "
     "`harness bundle` printed"
 )
-
-Progress = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    return None
 
 
 class _Model(BaseModel):
@@ -172,8 +167,8 @@ def create_bundle(
     out: Path,
     *,
     connect: Callable[[], Any],
-    repo_root: Path = images.REPO_ROOT,
-    progress: Progress = _quiet,
+    repo_root: Path = pins.REPO_ROOT,
+    progress: Progress = quiet,
 ) -> BundleResult:
     """Write the bundle of a verified artifact folder; ``connect`` gives a Docker client, asked only for images.
 

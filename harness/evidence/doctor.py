@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, NamedTuple
 
-from harness.containers import stack
+from harness.containers import engine as docker_engine
 from harness.errors import EXIT_OK, EXIT_RUN_FAILURE, HarnessError
 from harness.evidence.telemetry import SLOWDOWN_REASONS, GpuDevice, GpuFacts, Nvml, gpu_facts
 from harness.facts import Absent
@@ -106,11 +106,11 @@ def _tool_version(cmd: Sequence[str]) -> str | None:
 # ---------------------------------------------------------------------------------------------- checks
 
 
-def _docker(connect: Callable[[], stack.Client]) -> tuple[Finding, stack.EngineFacts | None]:
+def _docker(connect: Callable[[], docker_engine.Client]) -> tuple[Finding, docker_engine.EngineFacts | None]:
     try:
-        engine = stack.engine_facts(connect())
+        engine = docker_engine.engine_facts(connect())
     except HarnessError as exc:
-        hint = exc.hint or stack.ENGINE_HINT
+        hint = exc.hint or docker_engine.ENGINE_HINT
         return Finding("docker", "fail", f"Docker engine not reachable: {exc.message}", hint), None
     return (
         Finding(
@@ -123,7 +123,7 @@ def _docker(connect: Callable[[], stack.Client]) -> tuple[Finding, stack.EngineF
     )
 
 
-def _disk(engine: stack.EngineFacts | None, need: ModelNeed, disk_usage: Callable[[str], Any]) -> Finding:
+def _disk(engine: docker_engine.EngineFacts | None, need: ModelNeed, disk_usage: Callable[[str], Any]) -> Finding:
     if engine is None:
         return Finding("docker_disk", "skip", "needs the Docker engine (see docker)")
     try:
@@ -213,7 +213,7 @@ def _capability(devices: Sequence[GpuDevice]) -> Finding:
     return Finding("compute_capability", "ok", caps)
 
 
-def _docker_gpu(engine: stack.EngineFacts | None, gpu: GpuFacts | Absent) -> Finding:
+def _docker_gpu(engine: docker_engine.EngineFacts | None, gpu: GpuFacts | Absent) -> Finding:
     if engine is None:
         return Finding("docker_gpu", "skip", "needs the Docker engine (see docker)")
     if engine.gpu_visible:
@@ -405,7 +405,7 @@ def _rust(version: str | None) -> Finding:
 def diagnose(
     *,
     nvml: Nvml | Absent,
-    connect: Callable[[], stack.Client],
+    connect: Callable[[], docker_engine.Client],
     need: ModelNeed,
     require_gpu: bool = False,
     disk_usage: Callable[[str], Any] = shutil.disk_usage,

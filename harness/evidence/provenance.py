@@ -1,7 +1,7 @@
 """provenance.json: the environment of a reproduction, captured by machine and fingerprinted.
 
 The originals typed their environment by hand and got it wrong; here every fact comes from its source: NVML
-(:mod:`harness.evidence.telemetry`), the Docker engine (:mod:`harness.containers.stack`), the Ollama server
+(:mod:`harness.evidence.telemetry`), the Docker engine (:mod:`harness.containers.engine`), the Ollama server
 (:func:`harness.engines.ollama.server_facts`, gathered by the orchestrator while the server lives), the host
 (``/etc/os-release``, ``/proc/cpuinfo``, ``/proc/meminfo``), git, and sha256 of the spec, lock files and corpus.
 Whatever a source cannot tell is ``{"present": false, "reason": ...}`` (:class:`harness.facts.Absent`), never a guess.
@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness import __version__
 from harness.artifacts import ArtifactDir, canonical_json, load_json_doc
-from harness.containers import stack
-from harness.containers.images import read_lock
+from harness.containers import engine as docker_engine
+from harness.containers.pins import read_lock
 from harness.engines.ollama import OllamaFacts
 from harness.errors import ArtifactError, BadInputError, DockerError
 from harness.evidence.telemetry import GpuFacts, Nvml, gpu_facts
@@ -164,7 +164,7 @@ class BasePin(_Model):
 
 class DockerSection(_Model):
     present: Literal[True] = True
-    engine: stack.EngineFacts  # the adapter's own record (a dataclass pydantic validates as it is)
+    engine: docker_engine.EngineFacts  # the adapter's own record (a dataclass pydantic validates as it is)
     images: dict[str, ImageRecord | Absent]
     base_pins: dict[str, BasePin] | Absent
 
@@ -425,9 +425,9 @@ def input_hashes(*, repo_root: Path, spec_path: Path | None, spec_bytes: bytes |
 # ---------------------------------------------------------------------------------------------- docker
 
 
-def _image_record(client: stack.Client, reference: str) -> ImageRecord | Absent:
+def _image_record(client: docker_engine.Client, reference: str) -> ImageRecord | Absent:
     try:
-        facts = stack.image_facts(client, reference)
+        facts = docker_engine.image_facts(client, reference)
     except DockerError as exc:
         return absent(str(exc))
     if facts.repo_digests:
@@ -461,13 +461,13 @@ def _base_pins(lock_path: Path) -> dict[str, BasePin] | Absent:
 
 
 def docker_facts(
-    client: stack.Client | Absent, images: Mapping[str, str], *, lock_path: Path | None = None
+    client: docker_engine.Client | Absent, images: Mapping[str, str], *, lock_path: Path | None = None
 ) -> DockerSection | Absent:
     """The engine, every image the run used (``images``: role → reference or ID) and the base image pins."""
     if isinstance(client, Absent):
         return client
     try:
-        engine = stack.engine_facts(client)
+        engine = docker_engine.engine_facts(client)
     except DockerError as exc:
         return absent(str(exc))
     return DockerSection(
@@ -545,7 +545,7 @@ def _now() -> dt.datetime:
 def collect(
     *,
     nvml: Nvml | Absent,
-    docker: stack.Client | Absent,
+    docker: docker_engine.Client | Absent,
     images: Mapping[str, str],
     ollama: OllamaFacts | Absent,
     settings: Settings,

@@ -320,10 +320,10 @@ class DockerExecutor:
             )
 
     def image_ids(self) -> dict[str, str]:
-        from harness.containers import stack
+        from harness.containers import engine
 
         refs = {"harness": self.harness_image, "rust-agent": self.rust_image, "ollama": self.ollama_image}
-        return {role: stack.image_id(self.client, ref) for role, ref in refs.items() if ref}
+        return {role: engine.image_id(self.client, ref) for role, ref in refs.items() if ref}
 
     def project(
         self,
@@ -336,9 +336,9 @@ class DockerExecutor:
         ports: Mapping[str, str] | None = None,
     ) -> Any:
         """The compose project of one stack: these server settings, this executor's images and backend."""
-        from harness.containers import stack
+        from harness.containers import compose
 
-        variables = stack.stack_variables(
+        variables = compose.stack_variables(
             server,
             harness_image=self.harness_image,
             ollama_image=self.ollama_image or None,
@@ -349,12 +349,12 @@ class DockerExecutor:
             "OLLAMA_MODEL": model,
             **(ports or {}),
         }
-        files = stack.compose_files(
+        files = compose.compose_files(
             topology,  # type: ignore[arg-type]
             "sim" if self.backend == "sim" else "ollama",
-            self.compose_dir or stack.COMPOSE_DIR,
+            self.compose_dir or compose.COMPOSE_DIR,
         )
-        return stack.load_compose(files, variables, gpu=self.backend == "ollama")
+        return compose.load_compose(files, variables, gpu=self.backend == "ollama")
 
     async def prepare_model(self, spec: Spec) -> PreparedModel:
         """Pull the model into the shared model volume once, through a single-server stack of this backend."""

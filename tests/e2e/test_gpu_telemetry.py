@@ -80,9 +80,9 @@ def test_sampler_on_the_real_gpu(nvml: Nvml) -> None:
 
 
 def test_doctor_sees_the_gpu(nvml: Nvml) -> None:
-    from harness.containers import stack
+    from harness.containers import engine
 
-    d = diagnose(nvml=nvml, connect=stack.connect, need=ModelNeed.of("gemma3"))
+    d = diagnose(nvml=nvml, connect=engine.connect, need=ModelNeed.of("gemma3"))
     driver = next(f for f in d.findings if f.check == "nvidia_driver")
     assert d.gpu_present and "no NVIDIA GPU" not in driver.detail
     assert all(f.status != "skip" for f in d.findings if f.check in ("clocks", "vram", "power_limit"))

@@ -15,15 +15,10 @@ import docker
 import pytest
 
 from harness import __version__
-from harness.containers.images import (
-    CONTEXT_DIR,
-    REPO_ROOT,
-    build_harness_image,
-    build_wheelhouse,
-    ensure_base_image,
-    load_pins,
-)
-from harness.containers.stack import LABEL_KIT, connect
+from harness.containers.base_image import build_wheelhouse, ensure_base_image
+from harness.containers.engine import LABEL_KIT, connect
+from harness.containers.images import CONTEXT_DIR, build_harness_image
+from harness.containers.pins import REPO_ROOT, load_pins
 
 KIT_VERSION = __version__
 TEST_MODEL_VOLUME = "cfk-test-models"

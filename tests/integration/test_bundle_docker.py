@@ -12,7 +12,7 @@ import pytest
 
 from harness.artifacts import ArtifactDir, load_sweep
 from harness.cli import main
-from harness.containers.stack import LABEL_RUN_ID
+from harness.containers.engine import LABEL_RUN_ID
 from tests.integration.conftest import KitImages, kit_leftovers
 from tests.integration.test_reproduce_docker import ARGS as REPRODUCE_ARGS
 

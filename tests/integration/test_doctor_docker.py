@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.containers import stack
+from harness.containers import engine
 from harness.evidence.doctor import IMAGE_HEADROOM_BYTES, DiskUsage, ModelNeed, diagnose
 from harness.evidence.telemetry import load_nvml, nvml_session
 from harness.facts import Absent
@@ -77,7 +77,7 @@ def test_disk_check_against_the_docker_root(free: int, status: str) -> None:
         return DiskUsage(total=200 << 30, used=(200 << 30) - free, free=free)
 
     with nvml_session() as nvml:
-        d = diagnose(nvml=nvml, connect=stack.connect, need=ModelNeed.of("gemma3"), disk_usage=usage)
+        d = diagnose(nvml=nvml, connect=engine.connect, need=ModelNeed.of("gemma3"), disk_usage=usage)
     disk = next(f for f in d.findings if f.check == "docker_disk")
     assert disk.status == status, disk
-    assert seen == [stack.engine_facts(stack.connect()).root_dir]
+    assert seen == [engine.engine_facts(engine.connect()).root_dir]

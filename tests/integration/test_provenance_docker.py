@@ -10,7 +10,7 @@ import docker
 import pytest
 
 from harness.artifacts import ArtifactDir
-from harness.containers import stack
+from harness.containers import engine
 from harness.errors import DockerError
 from harness.evidence.provenance import DockerSection, collect, docker_facts, load_provenance, write_provenance
 from harness.evidence.telemetry import nvml_session
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture(scope="module")
 def client() -> docker.DockerClient:
-    return stack.connect()
+    return engine.connect()
 
 
 @pytest.fixture(scope="module")
@@ -35,29 +35,29 @@ def some_image(client: docker.DockerClient) -> str:
 
 
 def test_engine_facts_read_the_engine(client: docker.DockerClient) -> None:
-    facts = stack.engine_facts(client)
+    facts = engine.engine_facts(client)
     info, version = client.info(), client.version()
     assert facts.server_version == version["Version"] and re.fullmatch(r"\d+\.\d+", facts.api_version)
     assert facts.default_runtime in facts.runtimes
     assert facts.nvidia_runtime == ("nvidia" in info.get("Runtimes", {}))
-    assert facts.gpu_visible == stack.gpu_visible(client)
+    assert facts.gpu_visible == engine.gpu_visible(client)
     assert Path(facts.root_dir).is_absolute() and facts.cpu_count >= 1 and facts.memory_total_bytes > 0
 
 
 def test_image_facts_read_a_local_image(client: docker.DockerClient, some_image: str) -> None:
-    facts = stack.image_facts(client, some_image)
+    facts = engine.image_facts(client, some_image)
     image = client.images.get(some_image)
     assert facts.id == image.id and facts.id.startswith("sha256:")
     assert list(facts.repo_tags) == sorted(image.attrs.get("RepoTags") or [])
     assert list(facts.repo_digests) == sorted(image.attrs.get("RepoDigests") or [])
     assert facts.size_bytes > 0 and all(k.startswith("io.chimeraforge.") for k in facts.labels)
-    by_id = stack.image_facts(client, facts.id)
+    by_id = engine.image_facts(client, facts.id)
     assert by_id.id == facts.id
 
 
 def test_image_facts_of_a_missing_image(client: docker.DockerClient) -> None:
     with pytest.raises(DockerError, match="invoke build"):
-        stack.image_facts(client, "chimeraforge/no-such-image:0")
+        engine.image_facts(client, "chimeraforge/no-such-image:0")
 
 
 def test_docker_section_pins_only_what_a_registry_knows(client: docker.DockerClient, some_image: str) -> None:

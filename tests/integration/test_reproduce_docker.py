@@ -17,7 +17,7 @@ import pytest
 
 from harness.artifacts import ArtifactDir, load_sweep
 from harness.cli import main
-from harness.containers.stack import LABEL_KIT, LABEL_RUN_ID, gpu_visible
+from harness.containers.engine import LABEL_KIT, LABEL_RUN_ID, gpu_visible
 from harness.records import CallRecord, MultiRunRecord
 from tests.integration.conftest import KitImages, kit_leftovers
 

@@ -15,17 +15,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from harness.containers.stack import (
-    LABEL_KIT,
-    LABEL_KIT_VERSION,
-    LABEL_PROJECT,
-    LABEL_RUN_ID,
-    Stack,
-    compose_files,
-    gpu_visible,
-    load_compose,
-    reap,
-)
+from harness.containers.compose import compose_files, load_compose
+from harness.containers.engine import LABEL_KIT, LABEL_KIT_VERSION, LABEL_PROJECT, LABEL_RUN_ID, gpu_visible, reap
+from harness.containers.stack import Stack
 from harness.errors import DockerError
 from tests.integration.conftest import KIT_VERSION, KitImages, kit_leftovers
 
@@ -146,7 +138,9 @@ def test_sigterm_during_up_tears_down(
     script = textwrap.dedent(
         f"""
         from pathlib import Path
-        from harness.containers.stack import Stack, connect, load_compose
+        from harness.containers.compose import load_compose
+        from harness.containers.engine import connect
+        from harness.containers.stack import Stack
         project = load_compose([Path({str(compose)!r})], {{}})
         Stack(project, client=connect(), run_id={run_id!r}, kit_version="test", ready_timeout_s=120).up()
         """

@@ -8,7 +8,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from harness.containers.stack import LABEL_PROJECT, Stack, load_compose
+from harness.containers.compose import load_compose
+from harness.containers.engine import LABEL_PROJECT
+from harness.containers.stack import Stack
 from harness.errors import DockerError
 from tests.integration.conftest import KIT_VERSION, KitImages, kit_leftovers
 

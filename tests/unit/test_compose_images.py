@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.containers.images import (
+from harness.containers.base_image import _manylinux_tags
+from harness.containers.images import plan_build
+from harness.containers.pins import (
     NO_REGISTRY_REASON,
     ImageLock,
     LockedImage,
     RegistryProbe,
-    _manylinux_tags,
     _split_reference,
     load_pins,
-    plan_build,
     read_lock,
     resolve_pins,
 )
@@ -98,7 +98,8 @@ def test_online_plan_uses_the_locked_digest() -> None:
 def test_rust_contexts_registry_path_compiles_sources_offline_path_copies_binaries() -> None:
     """The registry path ships the workspace (no target/) and the vendored crates to a pinned builder stage;
     both Dockerfiles build the same runtime stage on BASE_IMAGE as the non-root kit user."""
-    from harness.containers.images import CONTEXT_DIR, REPO_ROOT, rust_context_files
+    from harness.containers.images import CONTEXT_DIR, rust_context_files
+    from harness.containers.pins import REPO_ROOT
 
     files = rust_context_files(REPO_ROOT, CONTEXT_DIR, builder_image="rust:1.90.0-slim-bookworm")
     assert {"rust/Cargo.lock", "rust/Cargo.toml", "Dockerfile"} <= set(files)

@@ -1,4 +1,4 @@
-"""Compose loading and translation (harness.containers.stack) without a Docker engine."""
+"""Compose loading and translation (harness.containers.compose) without a Docker engine."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.containers.stack import (
+from harness.containers.compose import (
     COMPOSE_DIR,
     compose_files,
     interpolate,
@@ -16,6 +16,7 @@ from harness.containers.stack import (
     stack_variables,
     translate,
 )
+from harness.containers.stack import device_request, healthcheck
 from harness.errors import BadInputError
 from harness.settings import OllamaServerSettings
 
@@ -106,7 +107,7 @@ def test_sim_override_swaps_image_command_and_drops_gpu() -> None:
 def test_gpu_reservation_becomes_device_request() -> None:
     project = load_compose([COMPOSE_DIR / "single-ollama.yml"], {})
     (gpu,) = project.services["ollama"].gpus
-    request = gpu.to_device_request()
+    request = device_request(gpu)
     assert request.driver == "nvidia"
     assert request.count == -1
     assert request.capabilities == [["gpu"]]
@@ -123,7 +124,7 @@ services:
           devices: [{driver: nvidia, device_ids: ["0", "1"], capabilities: [gpu, utility]}]
 """
     (gpu,) = _translate(doc).services["s"].gpus  # type: ignore[attr-defined]
-    request = gpu.to_device_request()
+    request = device_request(gpu)
     assert request.device_ids == ["0", "1"]
     assert request.capabilities == [["gpu", "utility"]]
 
@@ -226,7 +227,7 @@ def test_healthcheck_and_durations() -> None:
     project = _translate("services: {s: {image: x, healthcheck: {test: 'curl -f x', interval: 1s, retries: 5}}}")
     hc = project.services["s"].healthcheck  # type: ignore[attr-defined]
     assert hc.test == ("CMD-SHELL", "curl -f x")
-    docker_hc = hc.to_docker()
+    docker_hc = healthcheck(hc)
     assert docker_hc["Interval"] == 1_000_000_000 and docker_hc["Retries"] == 5
 
 

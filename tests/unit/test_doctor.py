@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 from rich.console import Console
 
-from harness.containers import stack
+from harness.containers import engine
 from harness.errors import EXIT_OK, EXIT_RUN_FAILURE
 from harness.evidence.doctor import (
     NO_GPU_MEANS,
@@ -44,9 +44,9 @@ CHECKS = [
 ]
 
 
-def unreachable_engine() -> stack.Client:
+def unreachable_engine() -> engine.Client:
     """A real connection attempt to a socket nobody serves: the engine is down, as far as doctor can tell."""
-    return stack.connect("unix:///nonexistent/docker.sock", timeout_s=2)
+    return engine.connect("unix:///nonexistent/docker.sock", timeout_s=2)
 
 
 def run(

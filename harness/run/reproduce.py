@@ -1,0 +1,507 @@
+"""The reproduction pipeline: executor and images → folder and model → provenance → sweep → report → manifest.
+
+One function, :func:`reproduce`, serves both ``reproduce --report trNNN`` (a spec from ``experiments/``) and
+``reproduce --bundle FILE`` (the bundled plan, spec and compose files with the bundle's exact images). The CLI
+parses, builds Settings once and prints; everything between lives here, so a test or another front end runs the
+same pipeline. Lines for a person go to ``progress``; per-run progress (a bar, in the CLI) to ``on_run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+import shlex
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from harness import __version__
+from harness.analysis.report import build_report
+from harness.artifacts import ArtifactDir, ModelFacts, SweepSettings
+from harness.errors import BadInputError
+from harness.evidence.manifest import write_manifest
+from harness.evidence.provenance import collect, record_provenance
+from harness.evidence.telemetry import Nvml, nvml_session
+from harness.facts import Absent, absent
+from harness.progress import Progress
+from harness.protocol.plan import Plan, expand
+from harness.protocol.spec import Spec, load_spec, spec_path
+from harness.run.destination import check_destination
+from harness.run.orchestrator import (
+    DockerExecutor,
+    LocalSimExecutor,
+    PreparedModel,
+    ProgressHook,
+    prepare,
+    run_sweep,
+    server_settings,
+)
+from harness.run.sweep_guard import guarded, sigterm_as_interrupt
+from harness.run.sweep_identity import settings_of
+from harness.settings import Settings
+
+KIT_ROOT = Path(__file__).resolve().parents[2]
+"""The kit's own tree (the repository, or site-packages when installed): no sweep writes into it."""
+
+ExecutorKind = Literal["docker", "local"]
+SIMULATED_NOTE = "SIMULATED: a rehearsal of the protocol against the simulated Ollama, not a measurement."
+
+
+@dataclass(frozen=True)
+class SpecRequest:
+    """``reproduce --report trNNN``: which spec, which runs of its plan, where to write."""
+
+    report: str
+    executor: ExecutorKind = "docker"
+    runs: int | None = None
+    configs: str | None = None
+    """A regular expression over config ids (``re.search``); None: every config."""
+    include_isolated: bool = True
+    interleave_seed: int | None = None
+    out: Path | None = None
+    command: tuple[str, ...] = ()
+    """The command line as typed (recorded in sweep.json, provenance and the manifest)."""
+    extend: bool = False
+    """Grow the sweep already in ``out`` (more repetitions or configs) instead of refusing the difference."""
+
+
+@dataclass(frozen=True)
+class BundleRequest:
+    """``reproduce --bundle FILE``: re-run a bundle's plan as it was made."""
+
+    bundle: Path
+    executor: ExecutorKind = "docker"
+    out: Path | None = None
+    command: tuple[str, ...] = ()
+
+
+Request = SpecRequest | BundleRequest
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a reproduction left: the folder, its report and manifest, and how the runs went."""
+
+    out_dir: Path
+    report_markdown: Path
+    manifest: Path
+    planned_runs: int
+    completed_runs: int
+    runs_this_time: int
+    failures: int
+    """Runs that failed in this invocation (after their retries)."""
+
+
+def reproduce(
+    request: Request, settings: Settings, progress: Progress, *, on_run: ProgressHook | None = None
+) -> Outcome:
+    """Run a reproduction end to end; bad input raises before anything is built, pulled or written.
+
+    SIGTERM is raised like Ctrl-C throughout (model preparation included), so every stack is torn down.
+    """
+    with sigterm_as_interrupt():
+        if isinstance(request, BundleRequest):
+            return _from_bundle(request, settings, progress, on_run)
+        return _from_spec(request, settings, progress, on_run)
+
+
+def destination(given: Path | None, settings: Settings, default: Path) -> Path:
+    """``--out`` (or the default under HARNESS_ARTIFACTS_DIR) checked before anything runs or is written."""
+    return check_destination(
+        given if given is not None else default,
+        what="--out" if given is not None else "HARNESS_ARTIFACTS_DIR",
+        kit_root=KIT_ROOT,
+        artifacts_dir=settings.artifacts_dir,
+    )
+
+
+# ----------------------------------------------------------------------------------------------- executors
+
+
+def docker_executor(settings: Settings, progress: Progress) -> DockerExecutor:
+    """The container executor: Ollama when asked or when Docker sees an NVIDIA GPU (auto), else the simulator.
+
+    The real backend is checked before anything is built or pulled: a GPU visible to Docker and a way to get
+    the Ollama image (a registry, or the image already loaded).
+    """
+    from harness.containers import engine, images, pins
+
+    client = engine.connect()
+    backend = settings.backend
+    if backend == "auto":
+        backend = "ollama" if engine.gpu_visible(client) else "sim"
+        if backend == "sim":
+            progress("No NVIDIA GPU visible to Docker: using the simulated backend.")
+    if backend == "ollama":
+        if settings.time_scale != 1.0:
+            raise BadInputError("--time-scale applies to the simulator only", hint="drop it, or use --backend sim")
+        if not engine.gpu_visible(client):  # asking for what this host cannot do is bad input: exit 2
+            raise BadInputError("no NVIDIA GPU visible to Docker", hint=engine.GPU_HINT)
+        reason = images.ollama_unavailable(client, pins.load_pins())
+        if reason:
+            raise BadInputError(
+                f"the Ollama backend needs the kit's Ollama image, built from ollama/ollama: {reason}",
+                hint="run `invoke images.lock` and `invoke build` where a registry answers, load a bundle's images, "
+                "or rehearse with --backend sim",
+            )
+    return DockerExecutor(
+        client=client,
+        harness_image="",
+        kit_version=__version__,
+        seed=settings.sim_seed,
+        time_scale=settings.time_scale if backend == "sim" else 1.0,
+        agent_timeout_s=settings.request_timeout_s * 4,
+        request_timeout_s=settings.request_timeout_s,
+        connect_timeout_s=settings.connect_timeout_s,
+        backend=backend,
+    )
+
+
+def with_images(executor: DockerExecutor, progress: Progress, *, rust: bool) -> DockerExecutor:
+    """Build (or find) the images the plan needs and point the executor at them by content-hashed tag."""
+    from harness.containers import images
+
+    report = images.build_all(
+        executor.client, kit_version=__version__, python_exe=sys.executable, rust=rust, progress=progress
+    )
+    built = {i.name: i.tag for i in report.images}
+    if not built.get("harness") or (rust and not built.get("rust-agent")):
+        raise BadInputError("the agent images could not be built", hint="see the build output above")
+    return dataclasses.replace(
+        executor,
+        harness_image=built["harness"] or "",
+        rust_image=built.get("rust-agent") or "",
+        ollama_image=(built.get("ollama") or "") if executor.backend == "ollama" else "",
+    )
+
+
+def local_executor(spec: Spec, settings: Settings) -> LocalSimExecutor:
+    """In-process simulated servers and Python agents on the prompts and corpus of ``settings.experiments_dir``."""
+    from harness.agents.runner import Timeouts
+    from harness.agents.workflow import Workload
+
+    return LocalSimExecutor(
+        workload=Workload.load(
+            model=spec.model.name,
+            workflow=spec.agent.workflow if spec.agent else "single_call",
+            streaming=spec.agent.streaming if spec.agent else True,
+            prompts_dir=settings.experiments_dir / "prompts",
+            corpus_dir=settings.experiments_dir / "corpus",
+        ),
+        seed=settings.sim_seed,
+        time_scale=settings.time_scale,
+        timeouts=Timeouts(settings.request_timeout_s, settings.connect_timeout_s),
+    )
+
+
+def select_configs(configs: Sequence[Any], pattern: str | None) -> set[str] | None:
+    """Config ids matching ``pattern`` (``re.search``); None for every config. No match is bad input."""
+    if pattern is None:
+        return None
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise BadInputError(f"--configs: invalid regular expression {pattern!r}: {exc}") from None
+    ids = {c.id for c in configs if regex.search(c.id)}
+    if not ids:
+        raise BadInputError(f"--configs {pattern!r} matches no config", hint="list them with `harness plan`")
+    return ids
+
+
+# ----------------------------------------------------------------------------------------------- spec
+
+
+def _from_spec(request: SpecRequest, settings: Settings, progress: Progress, on_run: ProgressHook | None) -> Outcome:
+    path = spec_path(settings.experiments_dir, request.report)
+    spec = load_spec(path)
+    plan = expand(
+        spec,
+        runs_per_config=request.runs,
+        config_ids=select_configs(spec.configs, request.configs),
+        include_isolated=request.include_isolated,
+        interleave_seed=request.interleave_seed,
+    )
+    guess = "sim" if request.executor == "local" or settings.backend == "auto" else settings.backend
+    out_root = destination(request.out, settings, settings.artifacts_dir / f"{spec.id}-{guess}")
+    docker: DockerExecutor | None = None
+    if request.executor == "docker":
+        docker = docker_executor(settings, progress)
+    elif settings.backend == "ollama":
+        raise BadInputError("the local executor only runs the simulator", hint="use --executor docker")
+    if docker is None or docker.backend == "sim":
+        progress(SIMULATED_NOTE)
+    executor: DockerExecutor | LocalSimExecutor
+    if docker is None:
+        executor = local_executor(spec, settings)
+    else:
+        progress("checking the kit's images (built on first use; offline when no registry answers)")
+        executor = with_images(docker, progress, rust=any(r.language == "rust" for r in plan.runs))
+    executor.check(plan)
+    if request.out is None and guess != executor.backend:  # auto found a GPU: the default folder follows it
+        out_root = destination(None, settings, settings.artifacts_dir / f"{spec.id}-{executor.backend}")
+    identity = settings_of(
+        executor=request.executor,
+        backend=executor.backend,
+        sim_seed=settings.sim_seed,
+        interleave_seed=request.interleave_seed,
+        plan=plan,
+        include_isolated=request.include_isolated,
+    )
+    return _run_and_record(
+        ArtifactDir(out_root),
+        spec,
+        path,
+        plan,
+        executor,
+        settings,
+        progress,
+        on_run,
+        list(request.command),
+        identity=identity,
+        extend=request.extend,
+    )
+
+
+# ----------------------------------------------------------------------------------------------- bundle
+
+
+def _from_bundle(
+    request: BundleRequest, settings: Settings, progress: Progress, on_run: ProgressHook | None
+) -> Outcome:
+    """The bundle is verified in full before anything is loaded or written; its images are loaded only when the
+    engine lacks them (an image ID is a content hash), checked by ID, and their tags given back."""
+    from harness.containers import engine, images
+    from harness.evidence import bundle
+
+    if request.out is not None:  # a bad --out costs no bundle read
+        destination(request.out, settings, request.out)
+    verified = bundle.verify_bundle(request.bundle)
+    index, ids = verified.index, verified.image_ids
+    progress(f"bundle {request.bundle} verified: {len(index.members)} files, sha256 {verified.sha256}")
+    if request.executor == "local" and ids:
+        raise BadInputError("this bundle holds images: it re-runs in containers", hint="drop --executor local")
+    client = None
+    if ids:
+        client = engine.connect()
+        if index.backend == "ollama" and not engine.gpu_visible(client):
+            raise BadInputError(
+                "this bundle was made with the real Ollama backend: re-running it needs an NVIDIA GPU visible to "
+                "Docker, and there is none here",
+                hint="run it on an NVIDIA host with the NVIDIA Container Toolkit",
+            )
+    else:
+        progress("this bundle holds no images (made in-process): re-running in-process with this kit's agents")
+    if index.kit_version != __version__:
+        progress(f"bundle made by kit {index.kit_version}, re-run by kit {__version__} (the images are exact)")
+    recorded = verified.statement.predicate.settings
+    carried: dict[str, Any] = {
+        k: recorded[k]
+        for k in ("sim_seed", "request_timeout_s", "connect_timeout_s", "retries_per_run")
+        if k in recorded
+    }
+    out = ArtifactDir(destination(request.out, settings, settings.artifacts_dir / f"{index.artifact_id}-rerun"))
+    with tempfile.TemporaryDirectory(prefix="cfk-bundle-") as tmp:
+        to_load = bundle.missing_images(client, verified) if client is not None else []
+        if to_load:
+            progress(f"loading {len(to_load)} image(s) from the bundle")
+        loader = client
+        unpacked = bundle.unpack(
+            verified,
+            Path(tmp),
+            load=(lambda chunks: images.load_images(loader, chunks)) if loader and to_load else None,
+        )
+        if client is not None:
+            for note in bundle.restore_images(client, verified, unpacked.loaded_image_ids):
+                progress(note)
+        rerun = _bundle_settings(
+            settings, backend=index.backend, time_scale=index.time_scale, experiments_dir=unpacked.experiments_dir
+        ).model_copy(update=carried)
+        spec = load_spec(unpacked.spec_path)
+        executor: DockerExecutor | LocalSimExecutor
+        if client is not None:
+            executor = DockerExecutor(
+                client=client,
+                harness_image=ids.get("harness", ""),
+                rust_image=ids.get("rust-agent", ""),
+                ollama_image=ids.get("ollama", ""),
+                kit_version=__version__,
+                seed=rerun.sim_seed,
+                time_scale=rerun.time_scale,
+                agent_timeout_s=rerun.request_timeout_s * 4,
+                request_timeout_s=rerun.request_timeout_s,
+                connect_timeout_s=rerun.connect_timeout_s,
+                backend=index.backend,
+                compose_dir=unpacked.compose_dir,
+            )
+        else:
+            executor = local_executor(spec, rerun)
+        executor.check(verified.plan)
+        if index.simulated:
+            progress("SIMULATED: a rehearsal against the simulated Ollama, not a measurement.")
+        origin = {
+            "bundle": str(request.bundle),
+            "bundle_sha256": verified.sha256,
+            "artifact_id": index.artifact_id,
+            "kit_version": index.kit_version,
+            "images": ids,
+        }
+        return _run_and_record(
+            out,
+            spec,
+            unpacked.spec_path,
+            verified.plan,
+            executor,
+            rerun,
+            progress,
+            on_run,
+            list(request.command),
+            origin=origin,
+            expected_model=verified.sweep.model,
+        )
+
+
+def _bundle_settings(settings: Settings, **update: object) -> Settings:
+    """The settings a bundle re-runs with: the caller's, with what the bundle fixes (None: keep the caller's)."""
+    return settings.model_copy(update={k: v for k, v in update.items() if v is not None})
+
+
+# ----------------------------------------------------------------------------------------------- record
+
+
+def _run_and_record(
+    out: ArtifactDir,
+    spec: Spec,
+    spec_file: Path,
+    plan: Plan,
+    executor: DockerExecutor | LocalSimExecutor,
+    settings: Settings,
+    progress: Progress,
+    on_run: ProgressHook | None,
+    command: list[str],
+    *,
+    origin: dict[str, Any] | None = None,
+    expected_model: ModelFacts | None = None,
+    identity: SweepSettings | None = None,
+    extend: bool = False,
+) -> Outcome:
+    """Lock the folder and reap this sweep's own leftovers for the whole of :func:`_record`."""
+    with guarded(
+        out.root,
+        command=shlex.join(["harness", *command]),
+        say=progress,
+        reap_own=getattr(executor, "reap_own_leftovers", None),
+    ):
+        return _record(
+            out,
+            spec,
+            spec_file,
+            plan,
+            executor,
+            settings,
+            progress,
+            on_run,
+            command,
+            origin=origin,
+            expected_model=expected_model,
+            identity=identity,
+            extend=extend,
+        )
+
+
+def _record(
+    out: ArtifactDir,
+    spec: Spec,
+    spec_file: Path,
+    plan: Plan,
+    executor: DockerExecutor | LocalSimExecutor,
+    settings: Settings,
+    progress: Progress,
+    on_run: ProgressHook | None,
+    command: list[str],
+    *,
+    origin: dict[str, Any] | None,
+    expected_model: ModelFacts | None,
+    identity: SweepSettings | None,
+    extend: bool,
+) -> Outcome:
+    """Prepare the folder and the model, record provenance, run what is left, then report and manifest (last)."""
+    with nvml_session() as nvml:
+        prepared: list[PreparedModel] = []
+
+        def pull_model() -> ModelFacts:
+            progress(f"preparing {spec.model.name} on the {executor.backend} backend (pulled once, then reused)")
+            prepared.append(asyncio.run(executor.prepare_model(spec)))
+            facts = prepared[0].facts
+            progress(f"model {facts.name} {facts.digest[:19]}… served by {facts.server_version}")
+            return facts
+
+        spec_bytes = spec_file.read_bytes()
+        prepare(
+            out,
+            spec,
+            spec_bytes,
+            plan,
+            executor,
+            ["harness", *command],
+            model=pull_model,
+            settings=identity,
+            extend=extend,
+        )
+        model = prepared[0].facts
+        if expected_model is not None and expected_model.digest != model.digest:
+            progress(
+                f"model {model.name} is {model.digest[:19]}… here, the bundle ran "
+                f"{expected_model.digest[:19]}…: the model is not in the bundle, this re-run uses another one"
+            )
+        provenance = collect(
+            nvml=nvml,
+            docker=executor.client if isinstance(executor, DockerExecutor) else _NO_CONTAINER,
+            images=executor.image_ids(),
+            ollama=prepared[0].server,
+            settings=settings,
+            command=["harness", *command],
+            server_settings=server_settings(spec),
+            spec_path=spec_file,
+            spec_bytes=spec_bytes,
+        )
+        record_provenance(out, provenance)
+        progress(f"environment fingerprint {provenance.fingerprint_sha256[:16]}… (provenance.json)")
+        this_time, failures = _sweep(out, spec, plan, executor, settings, on_run, nvml)
+    completed = len(out.completed_run_ids())
+    progress(f"{completed}/{len(plan.runs)} runs complete in {out.root} ({this_time} this time, {failures} failed)")
+    report = build_report(out.root, spec)
+    progress(f"report: {report.markdown}")
+    manifest = write_manifest(out.root, command=["harness", *command], settings=settings, origin=origin)
+    progress(f"manifest: {manifest}")
+    return Outcome(
+        out_dir=out.root,
+        report_markdown=report.markdown,
+        manifest=manifest,
+        planned_runs=len(plan.runs),
+        completed_runs=completed,
+        runs_this_time=this_time,
+        failures=failures,
+    )
+
+
+_NO_CONTAINER: Absent = absent("the local executor runs no container")
+
+
+def _sweep(
+    out: ArtifactDir,
+    spec: Spec,
+    plan: Plan,
+    executor: DockerExecutor | LocalSimExecutor,
+    settings: Settings,
+    on_run: ProgressHook | None,
+    nvml: Nvml | Absent,
+) -> tuple[int, int]:
+    """Run what is left of the sweep; returns (runs this time, of which failed)."""
+    results = asyncio.run(
+        run_sweep(out, spec, plan, executor, retries=settings.retries_per_run, progress=on_run, nvml=nvml)
+    )
+    return len(results), sum(r.status == "failed" for r in results)
