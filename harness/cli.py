@@ -136,8 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
     verbs.add_parser("build", help="build the kit's images (offline Debian base when no registry answers)")
     images = verbs.add_parser("images", help="image maintenance")
     images.add_argument("action", choices=("base", "lock"), help="base: bootstrap the Debian base; lock: pin digests")
-    clean = verbs.add_parser("clean", help="remove containers, networks and run volumes a crash left behind")
+    clean = verbs.add_parser(
+        "clean", help="remove the stacks whose controlling kit process is gone (what a crash left behind)"
+    )
     clean.add_argument("--run-id", default=None, help="only this run's")
+    clean.add_argument(
+        "--all", dest="everything", action="store_true", help="also running sweeps, other hosts' and unlabelled ones"
+    )
+    clean.add_argument("--dry-run", action="store_true", help="list what would be removed and kept; remove nothing")
 
     stk = verbs.add_parser("stack", help="bring a kit stack up or down by hand (ports on 127.0.0.1)")
     stk_actions = stk.add_subparsers(dest="action", required=True, parser_class=_Parser)
@@ -349,13 +355,7 @@ def _images(args: argparse.Namespace) -> int:
 
     client = engine.connect()
     if args.verb == "clean":
-        report = engine.reap(client, run_id=args.run_id, volumes=True)
-        print(
-            f"removed {len(report.containers)} container(s), {len(report.networks)} network(s), "
-            f"{len(report.volumes)} volume(s)"
-            + (f"; could not remove: {', '.join(report.failed)}" if report.failed else "")
-        )
-        return EXIT_RUN_FAILURE if report.failed else EXIT_OK
+        return _clean(client, args)
     if args.verb == "build":
         images.build_all(client, kit_version=__version__, python_exe=sys.executable, progress=print)
         return EXIT_OK
@@ -368,6 +368,31 @@ def _images(args: argparse.Namespace) -> int:
     for name, locked in lock.images.items():
         print(f"{name}: {locked}")
     return EXIT_OK
+
+
+def _clean(client: Any, args: argparse.Namespace) -> int:
+    """``clean``: orphaned stacks only, unless ``--all``; every project is listed with why it goes or stays."""
+    from harness.containers import engine, leftovers
+
+    label = f"{engine.LABEL_RUN_ID}={args.run_id}" if args.run_id else None
+    report = leftovers.clean(client, everything=args.everything, dry_run=args.dry_run, label=label)
+    verb = "would remove" if args.dry_run else "removed"
+    why = {
+        "running": "its controller is running",
+        "other-host": "its controller is on another host",
+        "unknown-controller": "made by a kit that did not name its controller (--all removes it)",
+    }
+    for project in report.removed:
+        print(f"{verb} {project.name} ({project.state}): {', '.join(project.resources)}")
+    for project in report.kept:
+        who = f" {project.controller.key}" if project.controller else ""
+        print(f"kept {project.name}: {why.get(project.state, project.state)}{who}")
+    count = sum(len(p.resources) for p in report.removed)
+    print(
+        f"{verb} {count} resource(s) of {len(report.removed)} stack(s), kept {len(report.kept)} stack(s)"
+        + (f"; could not remove: {', '.join(report.failed)}" if report.failed else "")
+    )
+    return EXIT_RUN_FAILURE if report.failed else EXIT_OK
 
 
 def _analyze(args: argparse.Namespace, settings: Settings) -> int:

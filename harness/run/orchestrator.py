@@ -305,6 +305,8 @@ class DockerExecutor:
     connect_timeout_s: float = 10.0
     compose_dir: Path | None = None
     """Where the compose files are read from (a bundle's own); None: the kit's ``compose/``."""
+    sweep: str | None = None
+    """Key of the artifact folder the stacks run for: labelled on each, so a resume can reap its own leftovers."""
     _live: list[Any] = field(default_factory=list, compare=False, repr=False)
 
     def check(self, plan: Plan) -> None:
@@ -318,6 +320,12 @@ class DockerExecutor:
                 "a registry (or an image loaded from a bundle)",
                 hint="run `invoke images.lock` and `invoke build` on a host with registry access, or use --backend sim",
             )
+
+    def reap_own_leftovers(self) -> list[str]:
+        """Remove what a dead earlier controller of this sweep's folder left on the engine; returns the names."""
+        from harness.containers import leftovers
+
+        return leftovers.reap_sweep(self.client, self.sweep) if self.sweep else []
 
     def image_ids(self) -> dict[str, str]:
         from harness.containers import engine
@@ -377,6 +385,8 @@ class DockerExecutor:
             kit_version=self.kit_version,
             ready_timeout_s=self.ready_timeout_s,
             handle_signals=False,
+            sweep=self.sweep,
+            writable_models=True,
         ) as live:
             self._live.append(live)
             try:
@@ -418,6 +428,7 @@ class DockerExecutor:
             kit_version=self.kit_version,
             ready_timeout_s=self.ready_timeout_s,
             handle_signals=False,
+            sweep=self.sweep,
         ) as live:
             self._live.append(live)
             rust = run.language == "rust"

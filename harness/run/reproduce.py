@@ -389,6 +389,10 @@ def _run_and_record(
     extend: bool = False,
 ) -> Outcome:
     """Lock the folder and reap this sweep's own leftovers for the whole of :func:`_record`."""
+    if isinstance(executor, DockerExecutor):
+        from harness.containers.controller import sweep_key
+
+        executor = dataclasses.replace(executor, sweep=sweep_key(out.root))
     with guarded(
         out.root,
         command=shlex.join(["harness", *command]),

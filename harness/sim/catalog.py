@@ -8,6 +8,7 @@ name but never equal a registry digest, so a simulated run can never be mistaken
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -172,7 +173,8 @@ class ModelStore:
         now = time.time()
         self._memory[name] = now
         if self._dir is not None:
-            self._dir.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):
+                self._dir.mkdir(parents=True, exist_ok=True)
             body = {
                 "schema": _MANIFEST_SCHEMA,
                 "model": name,
@@ -183,7 +185,12 @@ class ModelStore:
             }
             # A unique temporary name per write: two simulators pulling into one shared volume at once
             # must not write through the same temporary file.
-            write_text_atomic(self._path(name), json.dumps(body, sort_keys=True) + "\n", fsync=False)
+            try:
+                write_text_atomic(self._path(name), json.dumps(body, sort_keys=True) + "\n", fsync=False)
+            except OSError:
+                # A store mounted read-only (every run but the preparation step): the model is known to this
+                # instance only, which is all a preload needs.
+                return
 
     def remove(self, name: str) -> bool:
         found = self._memory.pop(name, None) is not None
