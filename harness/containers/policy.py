@@ -1,10 +1,10 @@
 """What a kit container may be, whatever compose file (the kit's own or a bundle's) asks for.
 
 Refused at translation, by name: privileged mode, added capabilities, host namespaces (network, pid, ipc, uts,
-user, cgroup), devices and sysctls, root users, security options that switch confinement off, and
-bind mounts of host paths outside :data:`BIND_ALLOW_LIST`. Applied at creation: a non-root user where none is
-named, every capability dropped, no new privileges, memory and process limits per role, and the shared model volume read-only except for the
-preparation step that pulls into it.
+user, cgroup), devices and sysctls, root users, security options that switch confinement off, and bind mounts
+of host paths outside :data:`BIND_ALLOW_LIST`. Applied at creation: a non-root user where none is named, every
+capability dropped, no new privileges, memory and process limits per role, and the shared model volume
+read-only except for the preparation step that pulls into it.
 """
 
 from __future__ import annotations
