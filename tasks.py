@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 
@@ -11,7 +12,20 @@ PY = shlex.quote(sys.executable)
 
 
 def _opt(flag: str, value: object) -> str:
-    return f" {flag} {shlex.quote(str(value))}" if value not in (None, False, "") else ""
+    # `is` checks: 0 and 0.0 are values to pass on (and refuse there), not "unset"
+    return "" if value is None or value is False or value == "" else f" {flag} {shlex.quote(str(value))}"
+
+
+def _harness(c: Context, command: str) -> None:
+    """Become ``python -m harness …``: Ctrl-C and SIGTERM reach it directly, its exit code and one ``Error:``
+    line are the task's (no Invoke traceback, whether or not a terminal is attached)."""
+    if c.config.run.dry:
+        c.run(command)
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = shlex.split(command)
+    os.execv(argv[0], argv)
 
 
 @task(
@@ -48,25 +62,27 @@ def lock(c: Context) -> None:
 @task
 def specs(c: Context) -> None:
     """Validate every experiment spec and print its run counts."""
-    c.run(f"{PY} -m harness specs")
+    _harness(c, f"{PY} -m harness specs")
 
 
 @task(help={"report": "trNNN", "runs": "repetitions per config", "configs": "regex over config ids"})
 def plan(c: Context, report: str, runs: int | None = None, configs: str | None = None) -> None:
     """List the runs a report expands to (protocol, isolated baselines, diagnostics)."""
-    c.run(f"{PY} -m harness plan --report {shlex.quote(report)}" + _opt("--runs", runs) + _opt("--configs", configs))
+    _harness(
+        c, f"{PY} -m harness plan --report {shlex.quote(report)}" + _opt("--runs", runs) + _opt("--configs", configs)
+    )
 
 
 @task(help={"write": "regenerate it instead of comparing (the default)"})
 def corpus(c: Context, write: bool = False) -> None:
     """Check or regenerate the benchmark corpus under experiments/corpus."""
-    c.run(f"{PY} -m harness corpus" + (" --write" if write else ""))
+    _harness(c, f"{PY} -m harness corpus" + (" --write" if write else ""))
 
 
 @task(help={"port": "port to listen on", "seed": "token seed", "time_scale": "multiply every delay"})
 def sim(c: Context, port: int = 11434, seed: int = 1234, time_scale: float = 1.0) -> None:
     """Serve the simulated Ollama API on 127.0.0.1 (every response says SIMULATED)."""
-    c.run(f"{PY} -m harness.sim --port {port} --seed {seed} --time-scale {time_scale} --preload gemma3:latest")
+    _harness(c, f"{PY} -m harness.sim --port {port} --seed {seed} --time-scale {time_scale} --preload gemma3:latest")
 
 
 @task(
@@ -79,6 +95,7 @@ def sim(c: Context, port: int = 11434, seed: int = 1234, time_scale: float = 1.0
         "out": "artifact folder (re-use it to resume)",
         "executor": "docker (one compose stack per run, default) or local (in-process simulator, no Docker)",
         "bundle": "re-run a bundle (from `bundle`) with its exact images instead of a report",
+        "extend": "grow the sweep in --out (more runs or configs); recorded in its sweep.json",
     }
 )
 def reproduce(
@@ -91,9 +108,11 @@ def reproduce(
     out: str = "",
     executor: str = "",
     bundle: str = "",
+    extend: bool = False,
 ) -> None:
     """Run a report's protocol (or a bundle's plan), one fresh set of servers per run, and write artifacts."""
-    c.run(
+    _harness(
+        c,
         f"{PY} -m harness reproduce"
         + _opt("--report", report)
         + _opt("--bundle", bundle)
@@ -102,33 +121,38 @@ def reproduce(
         + _opt("--configs", configs)
         + _opt("--time-scale", time_scale)
         + _opt("--out", out)
-        + _opt("--executor", executor),
-        pty=False,
+        + _opt("--executor", executor)
+        + (" --extend" if extend else ""),
     )
 
 
 @task
 def build(c: Context) -> None:
     """Build the kit's images; with no registry it bootstraps a Debian base offline and says so."""
-    c.run(f"{PY} -m harness build", pty=False)
+    _harness(c, f"{PY} -m harness build")
 
 
-@task
-def clean(c: Context) -> None:
-    """Remove every container, network and run volume labelled by the kit (what a crash left behind)."""
-    c.run(f"{PY} -m harness clean")
+@task(
+    help={
+        "all": "also stacks whose controller is running, on another host, or unnamed (older kits)",
+        "dry_run": "list what would be removed and what is kept; remove nothing",
+    }
+)
+def clean(c: Context, all: bool = False, dry_run: bool = False) -> None:
+    """Remove the kit stacks whose controlling process is gone (what a crash left); running sweeps are kept."""
+    _harness(c, f"{PY} -m harness clean" + (" --all" if all else "") + (" --dry-run" if dry_run else ""))
 
 
 @task(name="base")
 def images_base(c: Context) -> None:
     """Bootstrap the Debian base image (debootstrap → docker import); needs root, skips when present."""
-    c.run(f"{PY} -m harness images base", pty=False)
+    _harness(c, f"{PY} -m harness images base")
 
 
 @task(name="lock")
 def images_lock(c: Context) -> None:
     """Resolve the pinned image tags to digests where a registry answers; write docker/images.lock.json."""
-    c.run(f"{PY} -m harness images lock")
+    _harness(c, f"{PY} -m harness images lock")
 
 
 @task(
@@ -145,42 +169,44 @@ def stack_up(
     c: Context, topology: str = "single", backend: str = "", model: str = "", port: int = 11434, port2: int = 11435
 ) -> None:
     """Start a kit stack by hand (Ollama or the simulator, OLLAMA_* settings from the environment); it stays up."""
-    c.run(
+    _harness(
+        c,
         f"{PY} -m harness stack up --topology {shlex.quote(topology)} --port {port} --port2 {port2}"
         + _opt("--backend", backend)
         + _opt("--model", model),
-        pty=False,
     )
 
 
 @task(name="down", help={"name": "only this stack (default: every stack started by stack.up)"})
 def stack_down(c: Context, name: str = "") -> None:
     """Remove stacks started by stack.up."""
-    c.run(f"{PY} -m harness stack down" + _opt("--name", name))
+    _harness(c, f"{PY} -m harness stack down" + _opt("--name", name))
 
 
 @task(help={"dir": "artifact folder", "against": "another artifact folder: show the environment drift"})
 def verify(c: Context, dir: str, against: str = "") -> None:
     """Re-hash an artifact folder against its manifest, check schema versions, show the environment fingerprint."""
-    c.run(f"{PY} -m harness verify {shlex.quote(dir)}" + _opt("--against", against))
+    _harness(c, f"{PY} -m harness verify {shlex.quote(dir)}" + _opt("--against", against))
 
 
 @task(help={"dir": "artifact folder", "out": "bundle file: .tar.gz (default <dir>.bundle.tar.gz) or .tar (faster)"})
 def bundle(c: Context, dir: str, out: str = "") -> None:
     """Pack a verified artifact folder with its exact images, locks and inputs for a reviewer."""
-    c.run(f"{PY} -m harness bundle {shlex.quote(dir)}" + _opt("--out", out), pty=False)
+    _harness(c, f"{PY} -m harness bundle {shlex.quote(dir)}" + _opt("--out", out))
 
 
 @task(help={"csv": "originals' per-run CSV (shared/reference/data)", "report": "trNNN", "out": "report folder"})
 def analyze(c: Context, csv: str, report: str, out: str = "") -> None:
     """Recompute a report's published figures from the originals' records and judge its claims."""
-    c.run(f"{PY} -m harness analyze --import {shlex.quote(csv)} --report {shlex.quote(report)}" + _opt("--out", out))
+    _harness(
+        c, f"{PY} -m harness analyze --import {shlex.quote(csv)} --report {shlex.quote(report)}" + _opt("--out", out)
+    )
 
 
 @task(name="report", help={"dir": "artifact folder"})
 def report_(c: Context, dir: str) -> None:
     """Rebuild report.md, report.html and the figures from an artifact folder alone."""
-    c.run(f"{PY} -m harness report {shlex.quote(dir)}")
+    _harness(c, f"{PY} -m harness report {shlex.quote(dir)}")
 
 
 @task(
@@ -193,13 +219,13 @@ def report_(c: Context, dir: str) -> None:
 )
 def doctor(c: Context, report: str = "", model: str = "", require_gpu: bool = False, json: bool = False) -> None:
     """Check this host before its numbers are trusted: GPU, driver, Docker's NVIDIA runtime, clocks, VRAM, disk."""
-    c.run(
+    _harness(
+        c,
         f"{PY} -m harness doctor"
         + _opt("--report", report)
         + _opt("--model", model)
         + (" --require-gpu" if require_gpu else "")
         + (" --json" if json else ""),
-        pty=False,
     )
 
 
@@ -213,7 +239,7 @@ def doctor(c: Context, report: str = "", model: str = "", require_gpu: bool = Fa
 def bench(c: Context, quick: bool = False, only: str = "", out: str = "") -> None:
     """Measure the kit's own TTFT, throughput and efficiency error and its overhead (benchmarks/results/)."""
     sections = "".join(f" --only {shlex.quote(s.strip())}" for s in only.split(",") if s.strip())
-    c.run(f"{PY} -m harness bench" + (" --quick" if quick else "") + sections + _opt("--out", out), pty=False)
+    _harness(c, f"{PY} -m harness bench" + (" --quick" if quick else "") + sections + _opt("--out", out))
 
 
 ns = Collection(

@@ -13,6 +13,16 @@ import tempfile
 from pathlib import Path
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_read_umask()
+"""What ``open(path, "w")`` would have given: mkstemp's 0600 would hide artifacts from other readers."""
+
+
 def write_bytes_atomic(path: Path, data: bytes, *, fsync: bool = True) -> Path:
     """Replace ``path`` with ``data`` in one rename; on failure the temporary file is removed, the error re-raised.
 
@@ -23,6 +33,7 @@ def write_bytes_atomic(path: Path, data: bytes, *, fsync: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
