@@ -108,7 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--no-stream", action="store_true", help="non-streaming calls (TR109)")
         sub.add_argument("--run-id", default=None, help="plan run id to stamp on every record")
         sub.add_argument("--connect-timeout-s", type=_TIMEOUT, default=None, help="default: HARNESS_CONNECT_TIMEOUT_S")
-        sub.add_argument("--request-timeout-s", type=_TIMEOUT, default=None, help="default: HARNESS_REQUEST_TIMEOUT_S")
+        sub.add_argument(
+            "--read-timeout-s", type=_TIMEOUT, default=None, help="per-read idle timeout (HARNESS_READ_TIMEOUT_S)"
+        )
+        sub.add_argument(
+            "--call-deadline-s", type=_TIMEOUT, default=None, help="whole-call deadline (HARNESS_CALL_DEADLINE_S)"
+        )
         _add_option_flags(sub, "chimera", "chimera agent (A in multi-agent hetero/homo)")
     single, multi = kinds.choices["single"], kinds.choices["multi"]
     single.add_argument("--base-url", default="http://127.0.0.1:11434")
@@ -243,7 +248,7 @@ def _run_agent(args: argparse.Namespace, settings: Settings) -> int:
         prompts_dir=args.prompts,
         corpus_dir=args.corpus,
     )
-    timeouts = Timeouts(settings.request_timeout_s, settings.connect_timeout_s)
+    timeouts = Timeouts(settings.read_timeout_s, settings.connect_timeout_s, settings.call_deadline_s)
     if args.output_dir == "-":
         out_ctx: Any = contextlib.nullcontext(sys.stdout)
     else:
@@ -626,14 +631,32 @@ def _reproduce(args: argparse.Namespace, settings: Settings, command: list[str])
     return EXIT_OK if outcome.failures == 0 else EXIT_RUN_FAILURE
 
 
+def _readable_folder(folder: Path) -> None:
+    """``--against``: a folder whose sweep.json (and provenance.json, when present) read back, or bad input."""
+    from harness.artifacts import load_sweep
+    from harness.errors import ArtifactError
+    from harness.evidence.provenance import PROVENANCE_FILE, load_provenance
+
+    if not (folder / "sweep.json").is_file():
+        raise BadInputError(f"{folder} is not an artifact folder (no sweep.json)", hint="pass --against DIR")
+    try:
+        load_sweep(folder)
+        if (folder / PROVENANCE_FILE).exists():
+            load_provenance(folder / PROVENANCE_FILE)
+    except ArtifactError as exc:  # a truncated or edited file: nothing to compare against
+        raise BadInputError(
+            f"--against {folder} is not a readable artifact folder: {exc}", hint="pass another folder"
+        ) from None
+
+
 def _verify(args: argparse.Namespace) -> int:
     """``verify DIR [--against DIR2]``: exit 0 when every file and schema version checks out, 1 otherwise."""
     from rich.console import Console
 
     from harness.evidence.verify import describe_drift, describe_verification, environment_drift, verify_folder
 
-    if args.against is not None and not (args.against / "sweep.json").is_file():
-        raise BadInputError(f"{args.against} is not an artifact folder (no sweep.json)", hint="pass --against DIR")
+    if args.against is not None:
+        _readable_folder(args.against)
     result = verify_folder(args.dir)
     console = Console(highlight=False, soft_wrap=True)
     *details, verdict = describe_verification(result)
@@ -666,7 +689,7 @@ def _bundle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_SETTING_FLAGS = ("backend", "time_scale", "request_timeout_s", "connect_timeout_s")
+_SETTING_FLAGS = ("backend", "time_scale", "read_timeout_s", "connect_timeout_s", "call_deadline_s")
 """Command-line flags that override a setting of the same name (Settings is built once, in :func:`main`)."""
 
 

@@ -6,6 +6,7 @@ other module reads ``os.environ``. What to run lives in the experiment spec, not
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -36,10 +37,13 @@ class Settings(BaseSettings):
     sim_seed: int = Field(
         default=1234, ge=0, le=2**63 - 1, description="simulator seed; the same seed gives the same tokens"
     )
-    request_timeout_s: float = Field(
-        default=600.0, gt=0, le=MAX_TIMEOUT_S, description="per Ollama request, whole stream"
+    read_timeout_s: float = Field(
+        default=600.0, gt=0, le=MAX_TIMEOUT_S, description="per-read idle timeout: longest wait for the next bytes"
     )
-    connect_timeout_s: float = Field(default=10.0, gt=0, le=MAX_TIMEOUT_S)
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=MAX_TIMEOUT_S, description="longest TCP connect")
+    call_deadline_s: float = Field(
+        default=1800.0, gt=0, le=MAX_TIMEOUT_S, description="whole-call deadline: one request, stream included"
+    )
     retries_per_run: int = Field(default=1, ge=0, le=10, description="extra attempts for a failed run (0 to 10)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -59,8 +63,18 @@ class OllamaServerSettings(BaseSettings):
     models: Path | None = Field(default=None, description="model store directory")
 
 
+RENAMED = {
+    "HARNESS_REQUEST_TIMEOUT_S": "HARNESS_READ_TIMEOUT_S (the wait for the next bytes) and HARNESS_CALL_DEADLINE_S "
+    "(the whole call)"
+}
+"""Variables the kit no longer reads: refused by name, so an old setting is never silently ignored."""
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build :class:`Settings` from the environment plus explicit overrides (command-line flags win)."""
+    for old, new in RENAMED.items():
+        if old in os.environ:
+            raise SettingsError(f"{old} is no longer read: it was a per-read timeout", hint=f"set {new}")
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:
         return Settings(**clean)  # type: ignore[arg-type]

@@ -40,9 +40,18 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def check_destination(
-    raw: Path, *, what: str, kit_root: Path, artifacts_dir: Path, min_free_bytes: int = MIN_FREE_BYTES
+    raw: Path,
+    *,
+    what: str,
+    kit_root: Path,
+    artifacts_dir: Path,
+    min_free_bytes: int = MIN_FREE_BYTES,
+    parent_only: bool = False,
 ) -> Path:
-    """The resolved destination, or :class:`BadInputError` saying what is wrong and what to pass instead."""
+    """The resolved destination, or :class:`BadInputError` saying what is wrong and what to pass instead.
+
+    ``parent_only``: ``raw`` is where artifact folders are made, not one of them (its contents are not checked).
+    """
     hint = "pass a new folder outside the kit, e.g. --out ~/chimeraforge-runs/tr114"
     if str(raw).strip() == "":
         raise BadInputError(f"{what} is empty", hint=hint)
@@ -51,6 +60,8 @@ def check_destination(
     home = Path.home().resolve()
     if resolved in SYSTEM_DIRS or resolved == home or any(_inside(resolved, s) for s in _UNDER_SYSTEM):
         raise BadInputError(f"{what} {raw} is a system folder ({resolved}); a sweep never writes there", hint=hint)
+    if resolved.parent == Path("/") and not resolved.exists():
+        raise BadInputError(f"{what} {raw} would be a new folder at the file system's root", hint=hint)
     kit = kit_root.resolve()
     if (_inside(resolved, kit) and not _inside(resolved, artifacts_dir.resolve())) or _inside(kit, resolved):
         raise BadInputError(
@@ -66,7 +77,7 @@ def check_destination(
         raise BadInputError(f"{what} {raw}: {existing} is a file, not a folder", hint=hint)
     if not os.access(existing, os.W_OK | os.X_OK):
         raise BadInputError(f"{what} {raw}: {existing} is not writable by this user", hint=hint)
-    if existing == resolved:
+    if existing == resolved and not parent_only:  # a parent (HARNESS_ARTIFACTS_DIR) holds many artifact folders
         _check_existing(resolved, raw, what)
     free = shutil.disk_usage(existing).free
     if free < min_free_bytes:

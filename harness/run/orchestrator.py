@@ -104,7 +104,7 @@ class PreparedModel:
 async def describe_model(base_url: str, model: str, *, pull_timeout_s: float = PULL_TIMEOUT_S) -> PreparedModel:
     """Pull ``model`` (a no-op when the store has it), then read its digest and size and the server's version."""
     started = time.monotonic()
-    async with OllamaClient(base_url, request_timeout_s=pull_timeout_s) as client:
+    async with OllamaClient(base_url, read_timeout_s=pull_timeout_s) as client:
         async for _progress in client.pull(model):
             pass
     pulled = time.monotonic() - started
@@ -249,7 +249,8 @@ def agent_command(
     agent = spec.agent
     timeouts = timeouts or Timeouts()
     common = ["--model", run.model, "--output-dir", "-", "--run-id", run.run_id]
-    common += ["--request-timeout-s", repr(timeouts.request_timeout_s)]
+    common += ["--read-timeout-s", repr(timeouts.read_timeout_s)]
+    common += ["--call-deadline-s", repr(timeouts.call_deadline_s)]
     common += ["--connect-timeout-s", repr(timeouts.connect_timeout_s)]
     common += ["--workflow", agent.workflow if agent else "single_call"]
     if agent is not None and not agent.streaming:
@@ -301,8 +302,9 @@ class DockerExecutor:
     backend: str = "sim"
     rust_image: str = ""
     ollama_image: str = ""
-    request_timeout_s: float = 600.0
+    read_timeout_s: float = 600.0
     connect_timeout_s: float = 10.0
+    call_deadline_s: float = 1800.0
     compose_dir: Path | None = None
     """Where the compose files are read from (a bundle's own); None: the kit's ``compose/``."""
     sweep: str | None = None
@@ -438,7 +440,7 @@ class DockerExecutor:
                     spec,
                     urls,
                     self.time_scale,
-                    timeouts=Timeouts(self.request_timeout_s, self.connect_timeout_s),
+                    timeouts=Timeouts(self.read_timeout_s, self.connect_timeout_s, self.call_deadline_s),
                 ),
                 image=self.rust_image if rust else None,
                 name=f"agent-{run.runtime}",

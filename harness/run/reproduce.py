@@ -111,6 +111,14 @@ def reproduce(
 
 def destination(given: Path | None, settings: Settings, default: Path) -> Path:
     """``--out`` (or the default under HARNESS_ARTIFACTS_DIR) checked before anything runs or is written."""
+    if given is None:
+        check_destination(
+            settings.artifacts_dir,
+            what="HARNESS_ARTIFACTS_DIR",
+            kit_root=KIT_ROOT,
+            artifacts_dir=settings.artifacts_dir,
+            parent_only=True,
+        )
     return check_destination(
         given if given is not None else default,
         what="--out" if given is not None else "HARNESS_ARTIFACTS_DIR",
@@ -154,8 +162,9 @@ def docker_executor(settings: Settings, progress: Progress) -> DockerExecutor:
         kit_version=__version__,
         seed=settings.sim_seed,
         time_scale=settings.time_scale if backend == "sim" else 1.0,
-        agent_timeout_s=settings.request_timeout_s * 4,
-        request_timeout_s=settings.request_timeout_s,
+        agent_timeout_s=settings.call_deadline_s * 4,
+        read_timeout_s=settings.read_timeout_s,
+        call_deadline_s=settings.call_deadline_s,
         connect_timeout_s=settings.connect_timeout_s,
         backend=backend,
     )
@@ -194,7 +203,7 @@ def local_executor(spec: Spec, settings: Settings) -> LocalSimExecutor:
         ),
         seed=settings.sim_seed,
         time_scale=settings.time_scale,
-        timeouts=Timeouts(settings.request_timeout_s, settings.connect_timeout_s),
+        timeouts=Timeouts(settings.read_timeout_s, settings.connect_timeout_s, settings.call_deadline_s),
     )
 
 
@@ -300,9 +309,11 @@ def _from_bundle(
     recorded = verified.statement.predicate.settings
     carried: dict[str, Any] = {
         k: recorded[k]
-        for k in ("sim_seed", "request_timeout_s", "connect_timeout_s", "retries_per_run")
+        for k in ("sim_seed", "read_timeout_s", "connect_timeout_s", "call_deadline_s", "retries_per_run")
         if k in recorded
     }
+    if "request_timeout_s" in recorded and "read_timeout_s" not in recorded:  # its name before 0.2: a read timeout
+        carried["read_timeout_s"] = recorded["request_timeout_s"]
     out = ArtifactDir(destination(request.out, settings, settings.artifacts_dir / f"{index.artifact_id}-rerun"))
     with tempfile.TemporaryDirectory(prefix="cfk-bundle-") as tmp:
         to_load = bundle.missing_images(client, verified) if client is not None else []
@@ -331,8 +342,9 @@ def _from_bundle(
                 kit_version=__version__,
                 seed=rerun.sim_seed,
                 time_scale=rerun.time_scale,
-                agent_timeout_s=rerun.request_timeout_s * 4,
-                request_timeout_s=rerun.request_timeout_s,
+                agent_timeout_s=rerun.call_deadline_s * 4,
+                read_timeout_s=rerun.read_timeout_s,
+                call_deadline_s=rerun.call_deadline_s,
                 connect_timeout_s=rerun.connect_timeout_s,
                 backend=index.backend,
                 compose_dir=unpacked.compose_dir,

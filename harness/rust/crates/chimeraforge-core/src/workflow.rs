@@ -134,9 +134,20 @@ async fn stream_body<L: LineSource>(
     lines: &mut L,
     obs: &mut CallObservation,
     parts: &mut String,
+    deadline: Option<std::time::Duration>,
 ) -> Result<(), TransportError> {
+    let limit_ns = deadline.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
     while let Some(line) = lines.next_line().await? {
         let now = line.arrival_ns;
+        if let (Some(limit), Some(d)) = (limit_ns, deadline) {
+            // Every transport bounds its waits by the deadline too; this names it for one that only bounds reads.
+            if now - obs.start_ns > limit {
+                return Err(TransportError::Timeout(format!(
+                    "call deadline of {} s exceeded",
+                    d.as_secs_f64()
+                )));
+            }
+        }
         if line.bytes.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -201,7 +212,7 @@ pub async fn observe<T: Transport>(transport: &T, body: Vec<u8>, stream: bool) -
             obs.error = Some(format!("HTTP {}: {}", head.status, error_text(&detail)));
             return Ok(());
         }
-        stream_body(&mut lines, &mut obs, &mut parts).await
+        stream_body(&mut lines, &mut obs, &mut parts, transport.call_deadline()).await
     }
     .await;
     if let Err(e) = result {
