@@ -179,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=_out_path, default=None, help="artifact folder (default: artifacts/<report>-<backend>)"
     )
     rep.add_argument(
+        "--accept-bundle-compose",
+        action="store_true",
+        help="--bundle: run its compose files even where they differ from this kit's (the difference is shown first)",
+    )
+    rep.add_argument(
         "--extend",
         action="store_true",
         help="grow the sweep in --out (more --runs, more --configs, isolated baselines): recorded in sweep.json",
@@ -607,7 +612,13 @@ def _reproduce(args: argparse.Namespace, settings: Settings, command: list[str])
                 f"--bundle re-runs the bundled plan as it was made; {', '.join(given)} cannot change it",
                 hint="drop them",
             )
-        request = BundleRequest(args.bundle, executor=args.executor, out=args.out, command=tuple(command))
+        request = BundleRequest(
+            args.bundle,
+            executor=args.executor,
+            out=args.out,
+            command=tuple(command),
+            accept_compose=args.accept_bundle_compose,
+        )
     elif args.report is None:
         raise BadInputError("reproduce needs --report trNNN (or --bundle FILE)")
     else:

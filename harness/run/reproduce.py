@@ -22,6 +22,7 @@ from typing import Any, Literal
 from harness import __version__
 from harness.analysis.report import build_report
 from harness.artifacts import ArtifactDir, ModelFacts, SweepSettings
+from harness.containers.compose import COMPOSE_DIR
 from harness.errors import BadInputError
 from harness.evidence.manifest import write_manifest
 from harness.evidence.provenance import collect, record_provenance
@@ -30,6 +31,7 @@ from harness.facts import Absent, absent
 from harness.progress import Progress
 from harness.protocol.plan import Plan, expand
 from harness.protocol.spec import Spec, load_spec, spec_path
+from harness.run import bundle_compose
 from harness.run.destination import check_destination
 from harness.run.orchestrator import (
     DockerExecutor,
@@ -77,6 +79,8 @@ class BundleRequest:
     executor: ExecutorKind = "docker"
     out: Path | None = None
     command: tuple[str, ...] = ()
+    accept_compose: bool = False
+    """Run the bundle's compose files even where they differ from this kit's (after the difference is shown)."""
 
 
 Request = SpecRequest | BundleRequest
@@ -328,6 +332,9 @@ def _from_bundle(
         if client is not None:
             for note in bundle.restore_images(client, verified, unpacked.loaded_image_ids):
                 progress(note)
+        bundle_compose.check(
+            unpacked.compose_dir, COMPOSE_DIR, accept=request.accept_compose, show=progress, kit_version=__version__
+        )
         rerun = _bundle_settings(
             settings, backend=index.backend, time_scale=index.time_scale, experiments_dir=unpacked.experiments_dir
         ).model_copy(update=carried)

@@ -119,3 +119,22 @@ def test_destination_rules(tmp_path: Path) -> None:
         check_destination(
             tmp_path / "x", what="--out", kit_root=ROOT, artifacts_dir=ROOT / "artifacts", min_free_bytes=1 << 62
         )
+
+
+def test_a_bundle_whose_compose_files_differ_needs_the_flag_after_the_diff(tmp_path: Path) -> None:
+    from harness.containers.compose import COMPOSE_DIR
+    from harness.run import bundle_compose
+
+    bundled = tmp_path / "compose"
+    bundled.mkdir()
+    for path in COMPOSE_DIR.glob("*.yml"):
+        (bundled / path.name).write_bytes(path.read_bytes())
+    shown: list[str] = []
+    bundle_compose.check(bundled, COMPOSE_DIR, accept=False, show=shown.append, kit_version="t")
+    assert shown == []  # the kit's own files: nothing to show, nothing to accept
+    tampered = bundled / "single-ollama.yml"
+    tampered.write_text(tampered.read_text().replace('user: "10001:10001"', 'user: "10001:10001"\n  cap_drop: []'))
+    with pytest.raises(BadInputError, match="--accept-bundle-compose"):
+        bundle_compose.check(bundled, COMPOSE_DIR, accept=False, show=shown.append, kit_version="t")
+    assert any(line.startswith("+") and "cap_drop: []" in line for line in shown)
+    bundle_compose.check(bundled, COMPOSE_DIR, accept=True, show=shown.append, kit_version="t")
