@@ -423,3 +423,78 @@ pub async fn run_agent<T: Transport>(
     sink.emit(&Record::AgentRun(record.clone()));
     record
 }
+
+#[cfg(test)]
+mod deadline_tests {
+    use super::*;
+    use crate::transport::{Head, Line};
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    /// Lines stamped as if they arrived `gap` apart: no clock is waited on.
+    struct Stamped(VecDeque<Line>);
+
+    impl LineSource for Stamped {
+        async fn next_line(&mut self) -> Result<Option<Line>, TransportError> {
+            Ok(self.0.pop_front())
+        }
+    }
+
+    struct Dripping {
+        deadline: Option<Duration>,
+    }
+
+    impl Transport for Dripping {
+        type Lines = Stamped;
+
+        fn base_url(&self) -> &str {
+            "http://fake"
+        }
+
+        fn call_deadline(&self) -> Option<Duration> {
+            self.deadline
+        }
+
+        async fn post(
+            &self,
+            _path: &str,
+            _body: Vec<u8>,
+        ) -> Result<(Head, Stamped), TransportError> {
+            let start = monotonic_ns();
+            let chunk = br#"{"response":"x","done":false}"#.to_vec();
+            let lines = (1..=5)
+                .map(|i| Line {
+                    bytes: chunk.clone(),
+                    arrival_ns: start + i * 1_000_000_000,
+                })
+                .collect();
+            let head = Head {
+                status: 200,
+                simulated: true,
+            };
+            Ok((head, Stamped(lines)))
+        }
+    }
+
+    #[test]
+    fn a_stream_that_keeps_coming_is_ended_by_the_call_deadline() {
+        let cut = futures_lite::future::block_on(observe(
+            &Dripping {
+                deadline: Some(Duration::from_millis(2500)),
+            },
+            b"{}".to_vec(),
+            true,
+        ));
+        let error = cut.error.unwrap_or_default();
+        assert!(error.contains("call deadline of 2.5 s exceeded"), "{error}");
+        let whole = futures_lite::future::block_on(observe(
+            &Dripping { deadline: None },
+            b"{}".to_vec(),
+            true,
+        ));
+        assert_eq!(
+            whole.error.as_deref(),
+            Some("stream ended without a final chunk (done=true)")
+        );
+    }
+}
