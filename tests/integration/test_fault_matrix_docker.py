@@ -134,7 +134,11 @@ def _server_url(container: docker.models.containers.Container) -> str:
 
 def _queue(fault: dict[str, object]) -> Callable[[docker.DockerClient, Path], None]:
     def inject(client: docker.DockerClient, out: Path) -> None:
-        server = wait_for("the first run's server", lambda: containers(client, out, **{LABEL_SERVICE: "ollama"}))
+        def run_server() -> list[docker.models.containers.Container]:  # not the model preparation's server
+            found = containers(client, out, **{LABEL_SERVICE: "ollama"})
+            return [c for c in found if c.labels.get(LABEL_RUN_ID) != "model-prep"]
+
+        server = wait_for("the first run's server", run_server)
         url = _server_url(server[0]) + "/sim/faults"  # type: ignore[index]
         body = json.dumps([fault] * 4).encode()  # every call of the first attempt
 
@@ -167,7 +171,7 @@ FAULTS: dict[str, tuple[Callable[[docker.DockerClient, Path], None], str]] = {
     "killed agent": (_on_agent(lambda c, o: containers(c, o, **{LABEL_ROLE: "agent"})[0].kill()), "SIGKILL"),
     "killed server": (_on_agent(lambda c, o: _server(c, o).kill()), "connection"),
     "paused server past the read timeout": (_on_agent(lambda c, o: _server(c, o).pause()), "timed out"),
-    "sim drop": (_queue({"kind": "drop"}), "final chunk"),
+    "sim drop": (_queue({"kind": "drop"}), "peer closed connection"),
     "sim error500": (_queue({"kind": "error500"}), "HTTP 500"),
     "sim stall": (_queue({"kind": "stall", "delay_ms": 250_000}), "timed out"),
     "sim slow-start": (_queue({"kind": "slow-start", "delay_ms": 250_000}), "timed out"),
