@@ -6,87 +6,32 @@ Exit codes: 0 ok, 1 run failures, 2 bad input (nothing started, nothing written)
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import NoReturn
 
 from harness import __version__
+from harness.agents.command import add_agent_verb, run_agent
+from harness.bounds import folder_path, number
+from harness.console import RunBar, say
 from harness.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILURE, BadInputError, HarnessError, Terminated
-from harness.progress import Progress
 from harness.protocol.spec import MAX_RUNS_PER_CONFIG
-from harness.settings import MAX_TIME_SCALE, MAX_TIMEOUT_S, Settings, load_settings
+from harness.settings import MAX_TIME_SCALE, Settings, load_settings
 
-OPTION_FLAGS = ("num-gpu", "num-ctx", "temperature", "top-p", "top-k", "repeat-penalty")
-_INT_OPTIONS = {"num_gpu", "num_ctx", "top_k"}
+_RUNS = number(int, 1, MAX_RUNS_PER_CONFIG)
+_PORT = number(int, 1, 65535)
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse exits with 2 on bad usage already; make its message start with ``Error:`` like ours."""
 
-    def error(self, message: str) -> Any:
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         sys.stderr.write(f"Error: {message}\n")
         raise SystemExit(EXIT_BAD_INPUT)
-
-
-def _number(kind: type, low: float, high: float, *, low_open: bool = False) -> Callable[[str], Any]:
-    """An argparse type: a finite ``kind`` in [low, high] (or (low, high]); the message states the range."""
-    shown = f"{'(' if low_open else '['}{low:g}, {high:g}]"
-
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
-        if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
-            raise argparse.ArgumentTypeError(f"{text} is out of range: allowed {shown}")
-        return value
-
-    return parse
-
-
-_SECONDS = _number(float, 0.0, MAX_TIMEOUT_S)
-_TIMEOUT = _number(float, 0.0, MAX_TIMEOUT_S, low_open=True)
-_RUNS = _number(int, 1, MAX_RUNS_PER_CONFIG)
-_SEED = _number(int, 0, 2**63 - 1)
-_PORT = _number(int, 1, 65535)
-_OPTION_RANGES = {"num-gpu": (0, 10_000), "num-ctx": (1, 1 << 24), "top-k": (1, 1 << 20)}
-
-
-def _out_path(text: str) -> Path:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path is not a folder: pass one, e.g. --out ~/runs/tr114")
-    return Path(text)
-
-
-def _add_option_flags(parser: argparse.ArgumentParser, prefix: str, what: str) -> None:
-    for flag in OPTION_FLAGS:
-        low, high = _OPTION_RANGES.get(flag, (0, 100))
-        kind = _number(int if flag.replace("-", "_") in _INT_OPTIONS else float, low, high)
-        parser.add_argument(f"--{prefix}-{flag}", type=kind, default=None, help=f"{what}: Ollama option {flag}")
-
-
-def _options(args: argparse.Namespace, prefix: str) -> dict[str, float | int] | None:
-    out: dict[str, float | int] = {}
-    for flag in OPTION_FLAGS:
-        value = getattr(args, f"{prefix}_{flag.replace('-', '_')}")
-        if value is not None:
-            out[flag.replace("-", "_")] = value
-    return out or None
-
-
-def _scenario(value: str) -> str:
-    name = value.replace("-", "_")
-    allowed = ("baseline_vs_chimera", "chimera_hetero", "chimera_homo")
-    if name not in allowed:
-        raise argparse.ArgumentTypeError(f"unknown scenario {value!r}; allowed: {', '.join(allowed)}")
-    return name
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,42 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"chimeraforge-kit {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
 
-    agent = verbs.add_parser("agent", help="run a Python agent directly against given Ollama URLs (no Docker)")
-    kinds = agent.add_subparsers(dest="agent_kind", required=True, parser_class=_Parser)
-    for sub in (
-        kinds.add_parser("single", help="baseline and/or chimera agent against one server"),
-        kinds.add_parser("multi", help="collector and insight agents concurrently"),
-    ):
-        sub.add_argument("--model", default="gemma3:latest")
-        sub.add_argument("--output-dir", required=True, help="records.jsonl is appended here; '-' writes to stdout")
-        sub.add_argument("--prompts", type=Path, default=Path("experiments/prompts"))
-        sub.add_argument("--corpus", type=Path, default=Path("experiments/corpus"))
-        sub.add_argument("--workflow", choices=("two_call", "one_call", "single_call"), default="two_call")
-        sub.add_argument("--no-stream", action="store_true", help="non-streaming calls (TR109)")
-        sub.add_argument("--run-id", default=None, help="plan run id to stamp on every record")
-        sub.add_argument("--connect-timeout-s", type=_TIMEOUT, default=None, help="default: HARNESS_CONNECT_TIMEOUT_S")
-        sub.add_argument(
-            "--read-timeout-s", type=_TIMEOUT, default=None, help="per-read idle timeout (HARNESS_READ_TIMEOUT_S)"
-        )
-        sub.add_argument(
-            "--call-deadline-s", type=_TIMEOUT, default=None, help="whole-call deadline (HARNESS_CALL_DEADLINE_S)"
-        )
-        _add_option_flags(sub, "chimera", "chimera agent (A in multi-agent hetero/homo)")
-    single, multi = kinds.choices["single"], kinds.choices["multi"]
-    single.add_argument("--base-url", default="http://127.0.0.1:11434")
-    single.add_argument(
-        "--agents",
-        default="baseline,chimera",
-        help="roles in order, e.g. chimera,baseline; every role but baseline sends the --chimera-* options",
-    )
-    single.add_argument("--runs", type=_RUNS, default=1)
-    single.add_argument("--pause-s", type=_SECONDS, default=2.0, help="pause between runs (the originals: 2 s)")
-    single.add_argument("--cooldown-s", type=_SECONDS, default=0.0, help="pause between the agents of one run")
-    single.add_argument("--unload-between-runs", action="store_true")
-    multi.add_argument("--collector-ollama-url", default="http://127.0.0.1:11434")
-    multi.add_argument("--insight-ollama-url", default="http://127.0.0.1:11435")
-    multi.add_argument("--scenario", type=_scenario, default="baseline_vs_chimera")
-    _add_option_flags(multi, "chimera2", "insight agent B in chimera-hetero")
+    add_agent_verb(verbs)
 
     plan = verbs.add_parser("plan", help="print the runs a report expands to")
     plan.add_argument("--report", required=True)
@@ -171,12 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--configs", default=None, help="regular expression over config ids")
     rep.add_argument(
         "--time-scale",
-        type=_number(float, 0.0, MAX_TIME_SCALE, low_open=True),
+        type=number(float, 0.0, MAX_TIME_SCALE, low_open=True),
         default=None,
         help=f"simulator: multiply every delay (0 < x ≤ {MAX_TIME_SCALE:g})",
     )
     rep.add_argument(
-        "--out", type=_out_path, default=None, help="artifact folder (default: artifacts/<report>-<backend>)"
+        "--out", type=folder_path, default=None, help="artifact folder (default: artifacts/<report>-<backend>)"
     )
     rep.add_argument(
         "--accept-bundle-compose",
@@ -195,17 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
         default="docker",
         help="docker: one compose stack per run (default); local: in-process simulated servers, no Docker",
     )
-    rep.add_argument("--interleave-seed", type=_SEED, default=None, help="shuffle the runs reproducibly")
+    rep.add_argument(
+        "--interleave-seed", type=number(int, 0, 2**63 - 1), default=None, help="shuffle the runs reproducibly"
+    )
 
     analyze = verbs.add_parser("analyze", help="recompute a report's published figures from original records")
     analyze.add_argument("--import", dest="import_csv", type=Path, required=True, help="originals' per-run CSV")
     analyze.add_argument("--report", required=True, help="trNNN: the spec whose claims are judged")
-    analyze.add_argument("--out", type=_out_path, default=None, help="also write a full report to this folder")
+    analyze.add_argument("--out", type=folder_path, default=None, help="also write a full report to this folder")
 
     report = verbs.add_parser("report", help="rebuild report.md/report.html and figures from an artifact folder")
     report.add_argument("dir", type=Path)
     report.add_argument(
-        "--model-bytes", type=_number(float, 0.0, 1e15, low_open=True), default=None, help="for the bandwidth roofline"
+        "--model-bytes", type=number(float, 0.0, 1e15, low_open=True), default=None, help="for the bandwidth roofline"
     )
 
     doctor = verbs.add_parser("doctor", help="check this host before its numbers are trusted (GPU, Docker, disk)")
@@ -241,88 +153,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_agent(args: argparse.Namespace, settings: Settings) -> int:
-    from harness.agents.runner import SingleAgent, Timeouts, run_multi, run_single
-    from harness.agents.workflow import Workload
-    from harness.records import dump_record
-
-    workload = Workload.load(
-        model=args.model,
-        workflow=args.workflow,
-        streaming=not args.no_stream,
-        prompts_dir=args.prompts,
-        corpus_dir=args.corpus,
-    )
-    timeouts = Timeouts(settings.read_timeout_s, settings.connect_timeout_s, settings.call_deadline_s)
-    if args.output_dir == "-":
-        out_ctx: Any = contextlib.nullcontext(sys.stdout)
-    else:
-        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
-        out_ctx = (Path(args.output_dir) / "records.jsonl").open("a", encoding="utf-8")
-    with out_ctx as out:
-
-        def sink(record: Any) -> None:
-            out.write(dump_record(record) + "\n")
-            out.flush()
-
-        if args.agent_kind == "single":
-            roles = [r.strip() for r in args.agents.split(",") if r.strip()]
-            bad = [r for r in roles if r not in ("baseline", "chimera", "collector", "insight")]
-            if bad or not roles:
-                raise BadInputError(
-                    f"--agents: unknown role(s) {bad or roles}",
-                    hint="use baseline and/or chimera (or collector/insight)",
-                )
-            chimera = _options(args, "chimera")
-            agents = [SingleAgent(role=r, options=chimera if r != "baseline" else None) for r in roles]
-            records = asyncio.run(
-                run_single(
-                    args.base_url,
-                    workload,
-                    agents,
-                    runs=args.runs,
-                    pause_s=args.pause_s,
-                    cooldown_s=args.cooldown_s,
-                    unload_between_runs=args.unload_between_runs,
-                    run_id=args.run_id,
-                    sink=sink,
-                    timeouts=timeouts,
-                )
-            )
-            return EXIT_OK if all(r.ok for r in records) else EXIT_RUN_FAILURE
-        a, b = _multi_options(args)
-        multi = asyncio.run(
-            run_multi(
-                args.collector_ollama_url,
-                args.insight_ollama_url,
-                workload,
-                args.scenario,
-                a,
-                b,
-                run_id=args.run_id,
-                sink=sink,
-                timeouts=timeouts,
-            )
-        )
-        return EXIT_OK if multi.ok else EXIT_RUN_FAILURE
-
-
-def _multi_options(
-    args: argparse.Namespace,
-) -> tuple[dict[str, float | int] | None, dict[str, float | int] | None]:
-    """Scenario mapping of REPORTS.md: bvc A sends nothing; homo both the chimera options; hetero B its own."""
-    chimera, chimera2 = _options(args, "chimera"), _options(args, "chimera2")
-    if chimera is None:
-        raise BadInputError(f"--scenario {args.scenario} needs chimera options", hint="pass --chimera-num-gpu etc.")
-    if args.scenario == "baseline_vs_chimera":
-        return None, chimera
-    if args.scenario == "chimera_homo":
-        return chimera, chimera
-    if chimera2 is None:
-        raise BadInputError("chimera_hetero needs the insight agent's options", hint="pass --chimera2-num-gpu etc.")
-    return chimera, chimera2
-
-
 def _plan(args: argparse.Namespace, settings: Settings) -> int:
     from harness.protocol.plan import expand
     from harness.protocol.spec import load_spec, spec_path
@@ -335,7 +165,7 @@ def _plan(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(plan.model_dump(mode="json"), indent=2))
         return EXIT_OK
     for run in plan.runs:
-        options = " | ".join(json.dumps(a.options, sort_keys=True) for a in run.agents)
+        options = " | ".join(json.dumps(a.wire_options(), sort_keys=True) for a in run.agents)
         print(f"{run.run_id}  {run.kind:<10} {run.config_id:<40} {run.runtime:<16} rep {run.repetition}  {options}")
     counts = {k: len(plan.of_kind(k)) for k in ("protocol", "isolated", "diagnostic")}
     print(f"{len(plan.runs)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
@@ -378,31 +208,6 @@ def _images(args: argparse.Namespace) -> int:
     for name, locked in lock.images.items():
         print(f"{name}: {locked}")
     return EXIT_OK
-
-
-def _clean(client: Any, args: argparse.Namespace) -> int:
-    """``clean``: orphaned stacks only, unless ``--all``; every project is listed with why it goes or stays."""
-    from harness.containers import engine, leftovers
-
-    label = f"{engine.LABEL_RUN_ID}={args.run_id}" if args.run_id else None
-    report = leftovers.clean(client, everything=args.everything, dry_run=args.dry_run, label=label)
-    verb = "would remove" if args.dry_run else "removed"
-    why = {
-        "running": "its controller is running",
-        "other-host": "its controller is on another host",
-        "unknown-controller": "made by a kit that did not name its controller (--all removes it)",
-    }
-    for project in report.removed:
-        print(f"{verb} {project.name} ({project.state}): {', '.join(project.resources)}")
-    for project in report.kept:
-        who = f" {project.controller.key}" if project.controller else ""
-        print(f"kept {project.name}: {why.get(project.state, project.state)}{who}")
-    count = sum(len(p.resources) for p in report.removed)
-    print(
-        f"{verb} {count} resource(s) of {len(report.removed)} stack(s), kept {len(report.kept)} stack(s)"
-        + (f"; could not remove: {', '.join(report.failed)}" if report.failed else "")
-    )
-    return EXIT_RUN_FAILURE if report.failed else EXIT_OK
 
 
 def _analyze(args: argparse.Namespace, settings: Settings) -> int:
@@ -503,86 +308,31 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     return diagnosis.exit_code
 
 
-MANUAL_RUN_ID = "by-hand"
-"""Run-id label of stacks started by ``stack up``: ``stack down`` removes them, runs never touch them."""
-
-
 def _stack(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
 
-    from harness.containers import engine, pins, stack
-    from harness.run.reproduce import docker_executor, with_images
+    from harness.run.by_hand import stack_down, stack_up
     from harness.settings import load_server_settings
 
     if args.action == "down":
-        report = engine.reap(engine.connect(), run_id=MANUAL_RUN_ID, project=args.name, volumes=True)
+        report = stack_down(args.name)
         print(f"removed {len(report.containers)} container(s), {len(report.networks)} network(s)")
         return EXIT_RUN_FAILURE if report.failed else EXIT_OK
     for port in (args.port, args.port2):
         if not 1 <= port <= 65535:
             raise BadInputError(f"port {port} is out of range", hint="pick a port between 1 and 65535")
-    say = _say(Console(stderr=True))
-    executor = with_images(docker_executor(settings, say), say, rust=False)
-    executor.require_server_image()
-    model = args.model or pins.load_pins().model
-    project = executor.project(
+    up = stack_up(
+        settings,
         load_server_settings(),
         topology=args.topology,
-        model=model,
-        sim_seed=settings.sim_seed,
-        device_group="by-hand",
-        ports={"OLLAMA_PORT": str(args.port), "OLLAMA2_PORT": str(args.port2)},
+        model=args.model,
+        ports=(args.port, args.port2),
+        progress=say(Console(stderr=True)),
     )
-    live = stack.Stack(
-        project,
-        client=executor.client,
-        run_id=MANUAL_RUN_ID,
-        kit_version=__version__,
-        publish="as_written",
-    )
-    live.up()  # stays up after this process exits: `stack down` (or `clean`) removes it
-    for service in ("ollama", "ollama2")[: 1 + (args.topology == "dual")]:
-        print(f"{service}: {live.url(service)}")
-    print(f"stack {live.name} is up ({executor.backend}); remove it with `invoke stack.down`")
+    for service, url in up.urls.items():
+        print(f"{service}: {url}")
+    print(f"stack {up.name} is up ({up.backend}); remove it with `invoke stack.down`")
     return EXIT_OK
-
-
-def _say(console: Any) -> Progress:
-    """Progress lines on stderr, printed as they are (paths and names are not markup)."""
-    return lambda line: console.print(line, markup=False, highlight=False)
-
-
-class _RunBar:
-    """The sweep's progress bar (rich), started at the first run; counts the failures it is shown."""
-
-    def __init__(self, console: Any, title: str) -> None:
-        self._console, self._title, self.failures = console, title, 0
-        self._bar: Any = None
-        self._task: Any = None
-
-    def __call__(self, done: int, total: int, run: Any, result: Any) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-        from rich.progress import Progress as Bar
-
-        if self._bar is None:
-            self._bar = Bar(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[current]}"),
-                console=self._console,
-                transient=False,
-            )
-            self._bar.start()
-            self._task = self._bar.add_task(self._title, total=None, current="")
-        self.failures += int(result is not None and result.status == "failed")
-        label = f"{run.kind} {run.config_id} {run.runtime} rep {run.repetition}"
-        self._bar.update(self._task, completed=done, total=total, current=f"{label}  failures: {self.failures}")
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 _BUNDLE_FIXES = {
@@ -629,14 +379,14 @@ def _reproduce(args: argparse.Namespace, settings: Settings, command: list[str])
             configs=args.configs,
             include_isolated=not args.no_isolated,
             interleave_seed=args.interleave_seed,
+            extend=args.extend,
             out=args.out,
             command=tuple(command),
-            extend=args.extend,
         )
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    bar = _RunBar(console, f"{args.report or 'bundle'} runs")
+    bar = RunBar(console, f"{args.report or 'bundle'} runs")
     try:
-        outcome = reproduce(request, settings, _say(console), on_run=bar)
+        outcome = reproduce(request, settings, say(console), on_run=bar)
     finally:
         bar.close()
     return EXIT_OK if outcome.failures == 0 else EXIT_RUN_FAILURE
@@ -658,6 +408,31 @@ def _readable_folder(folder: Path) -> None:
         raise BadInputError(
             f"--against {folder} is not a readable artifact folder: {exc}", hint="pass another folder"
         ) from None
+
+
+def _clean(client: object, args: argparse.Namespace) -> int:
+    """``clean``: orphaned stacks only, unless ``--all``; every project is listed with why it goes or stays."""
+    from harness.containers import engine, leftovers
+
+    label = f"{engine.LABEL_RUN_ID}={args.run_id}" if args.run_id else None
+    report = leftovers.clean(client, everything=args.everything, dry_run=args.dry_run, label=label)
+    verb = "would remove" if args.dry_run else "removed"
+    why = {
+        "running": "its controller is running",
+        "other-host": "its controller is on another host",
+        "unknown-controller": "made by a kit that did not name its controller (--all removes it)",
+    }
+    for project in report.removed:
+        print(f"{verb} {project.name} ({project.state}): {', '.join(project.resources)}")
+    for project in report.kept:
+        who = f" {project.controller.key}" if project.controller else ""
+        print(f"kept {project.name}: {why.get(project.state, project.state)}{who}")
+    count = sum(len(p.resources) for p in report.removed)
+    print(
+        f"{verb} {count} resource(s) of {len(report.removed)} stack(s), kept {len(report.kept)} stack(s)"
+        + (f"; could not remove: {', '.join(report.failed)}" if report.failed else "")
+    )
+    return EXIT_RUN_FAILURE if report.failed else EXIT_OK
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -704,14 +479,38 @@ _SETTING_FLAGS = ("backend", "time_scale", "read_timeout_s", "connect_timeout_s"
 """Command-line flags that override a setting of the same name (Settings is built once, in :func:`main`)."""
 
 
+_VERBS: dict[str, Callable[[argparse.Namespace, Settings, list[str]], int]] = {
+    "agent": lambda args, settings, _: run_agent(args, settings),
+    "plan": lambda args, settings, _: _plan(args, settings),
+    "stack": lambda args, settings, _: _stack(args, settings),
+    "reproduce": _reproduce,
+    "analyze": lambda args, settings, _: _analyze(args, settings),
+    "report": lambda args, _settings, _: _report(args),
+    "build": lambda args, _settings, _: _images(args),
+    "images": lambda args, _settings, _: _images(args),
+    "clean": lambda args, _settings, _: _images(args),
+    "specs": lambda _args, settings, _: _specs(settings),
+    "corpus": lambda args, _settings, _: _corpus(args),
+    "doctor": lambda args, settings, _: _doctor(args, settings),
+    "verify": lambda args, _settings, _: _verify(args),
+    "bundle": lambda args, _settings, _: _bundle(args),
+    "bench": lambda args, _settings, command: _bench(args, ["python", "-m", "harness", *command]),
+}
+"""One function per verb: (parsed arguments, the Settings built once, the command line as typed) → exit code."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    command = list(argv) if argv is not None else sys.argv[1:]
     from harness.run.sweep_guard import sigterm_as_interrupt
 
     try:
         with sigterm_as_interrupt():
             settings = load_settings(**{name: getattr(args, name, None) for name in _SETTING_FLAGS})
-            return _dispatch(args, argv, settings)
+            verb = _VERBS.get(args.verb)
+            if verb is None:
+                raise BadInputError(f"unknown verb {args.verb}")
+            return verb(args, settings, command)
     except HarnessError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -730,33 +529,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_RUN_FAILURE
-
-
-def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None, settings: Settings) -> int:
-    if args.verb == "agent":
-        return _run_agent(args, settings)
-    if args.verb == "plan":
-        return _plan(args, settings)
-    if args.verb == "stack":
-        return _stack(args, settings)
-    if args.verb == "reproduce":
-        return _reproduce(args, settings, list(argv) if argv is not None else sys.argv[1:])
-    if args.verb == "analyze":
-        return _analyze(args, settings)
-    if args.verb == "report":
-        return _report(args)
-    if args.verb in ("build", "images", "clean"):
-        return _images(args)
-    if args.verb == "specs":
-        return _specs(settings)
-    if args.verb == "corpus":
-        return _corpus(args)
-    if args.verb == "doctor":
-        return _doctor(args, settings)
-    if args.verb == "verify":
-        return _verify(args)
-    if args.verb == "bundle":
-        return _bundle(args)
-    if args.verb == "bench":
-        return _bench(args, ["python", "-m", "harness", *(list(argv) if argv is not None else sys.argv[1:])])
-    raise BadInputError(f"unknown verb {args.verb}")
