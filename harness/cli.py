@@ -394,16 +394,16 @@ def _reproduce(args: argparse.Namespace, settings: Settings, command: list[str])
 
 def _readable_folder(folder: Path) -> None:
     """``--against``: a folder whose sweep.json (and provenance.json, when present) read back, or bad input."""
-    from harness.artifacts import load_sweep
+    from harness.artifacts import load_json_doc, load_sweep
     from harness.errors import ArtifactError
-    from harness.evidence.provenance import PROVENANCE_FILE, load_provenance
+    from harness.evidence.provenance import PROVENANCE_FILE
 
     if not (folder / "sweep.json").is_file():
         raise BadInputError(f"{folder} is not an artifact folder (no sweep.json)", hint="pass --against DIR")
     try:
         load_sweep(folder)
         if (folder / PROVENANCE_FILE).exists():
-            load_provenance(folder / PROVENANCE_FILE)
+            load_json_doc(folder / PROVENANCE_FILE)  # readable JSON; its keys are compared as they are
     except ArtifactError as exc:  # a truncated or edited file: nothing to compare against
         raise BadInputError(
             f"--against {folder} is not a readable artifact folder: {exc}", hint="pass another folder"
