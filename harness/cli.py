@@ -34,43 +34,8 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="harness", description="Chimeraforge reproducibility kit")
-    parser.add_argument("--version", action="version", version=f"chimeraforge-kit {__version__}")
-    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
-
-    add_agent_verb(verbs)
-
-    plan = verbs.add_parser("plan", help="print the runs a report expands to")
-    plan.add_argument("--report", required=True)
-    plan.add_argument("--runs", type=_RUNS, default=None, help="repetitions per config (default: the spec's)")
-    plan.add_argument("--configs", default=None, help="regular expression over config ids")
-    plan.add_argument("--json", action="store_true")
-
-    verbs.add_parser("specs", help="validate every experiment spec and show its run counts")
-    verbs.add_parser("build", help="build the kit's images (offline Debian base when no registry answers)")
-    images = verbs.add_parser("images", help="image maintenance")
-    images.add_argument("action", choices=("base", "lock"), help="base: bootstrap the Debian base; lock: pin digests")
-    clean = verbs.add_parser(
-        "clean", help="remove the stacks whose controlling kit process is gone (what a crash left behind)"
-    )
-    clean.add_argument("--run-id", default=None, help="only this run's")
-    clean.add_argument(
-        "--all", dest="everything", action="store_true", help="also running sweeps, other hosts' and unlabelled ones"
-    )
-    clean.add_argument("--dry-run", action="store_true", help="list what would be removed and kept; remove nothing")
-
-    stk = verbs.add_parser("stack", help="bring a kit stack up or down by hand (ports on 127.0.0.1)")
-    stk_actions = stk.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    up = stk_actions.add_parser("up", help="start servers that stay up until `stack down`")
-    up.add_argument("--topology", choices=("single", "dual"), default="single")
-    up.add_argument("--backend", choices=("auto", "ollama", "sim"), default=None, help="default: HARNESS_BACKEND")
-    up.add_argument("--model", default=None, help="model the simulator preloads (default: the pinned model)")
-    up.add_argument("--port", type=_PORT, default=11434, help="host port of the first server")
-    up.add_argument("--port2", type=_PORT, default=11435, help="host port of the second server (dual)")
-    down = stk_actions.add_parser("down", help="remove stacks started by `stack up`")
-    down.add_argument("--name", default=None, help="only this project (default: every by-hand stack)")
-
+def _add_reproduce(verbs: argparse._SubParsersAction[_Parser]) -> None:
+    """The ``reproduce`` verb: a report's protocol or a bundle's plan, into one sweep folder."""
     rep = verbs.add_parser("reproduce", help="run a report's protocol and write artifacts")
     rep.add_argument("--report", default=None, help="trNNN (required unless --bundle)")
     rep.add_argument(
@@ -108,6 +73,46 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--interleave-seed", type=number(int, 0, 2**63 - 1), default=None, help="shuffle the runs reproducibly"
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="harness", description="Chimeraforge reproducibility kit")
+    parser.add_argument("--version", action="version", version=f"chimeraforge-kit {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+
+    add_agent_verb(verbs)
+
+    plan = verbs.add_parser("plan", help="print the runs a report expands to")
+    plan.add_argument("--report", required=True)
+    plan.add_argument("--runs", type=_RUNS, default=None, help="repetitions per config (default: the spec's)")
+    plan.add_argument("--configs", default=None, help="regular expression over config ids")
+    plan.add_argument("--json", action="store_true")
+
+    verbs.add_parser("specs", help="validate every experiment spec and show its run counts")
+    verbs.add_parser("build", help="build the kit's images (offline Debian base when no registry answers)")
+    images = verbs.add_parser("images", help="image maintenance")
+    images.add_argument("action", choices=("base", "lock"), help="base: bootstrap the Debian base; lock: pin digests")
+    clean = verbs.add_parser(
+        "clean", help="remove the stacks whose controlling kit process is gone (what a crash left behind)"
+    )
+    clean.add_argument("--run-id", default=None, help="only this run's")
+    clean.add_argument(
+        "--all", dest="everything", action="store_true", help="also running sweeps, other hosts' and unlabelled ones"
+    )
+    clean.add_argument("--dry-run", action="store_true", help="list what would be removed and kept; remove nothing")
+
+    stk = verbs.add_parser("stack", help="bring a kit stack up or down by hand (ports on 127.0.0.1)")
+    stk_actions = stk.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    up = stk_actions.add_parser("up", help="start servers that stay up until `stack down`")
+    up.add_argument("--topology", choices=("single", "dual"), default="single")
+    up.add_argument("--backend", choices=("auto", "ollama", "sim"), default=None, help="default: HARNESS_BACKEND")
+    up.add_argument("--model", default=None, help="model the simulator preloads (default: the pinned model)")
+    up.add_argument("--port", type=_PORT, default=11434, help="host port of the first server")
+    up.add_argument("--port2", type=_PORT, default=11435, help="host port of the second server (dual)")
+    down = stk_actions.add_parser("down", help="remove stacks started by `stack up`")
+    down.add_argument("--name", default=None, help="only this project (default: every by-hand stack)")
+
+    _add_reproduce(verbs)
 
     analyze = verbs.add_parser("analyze", help="recompute a report's published figures from original records")
     analyze.add_argument("--import", dest="import_csv", type=Path, required=True, help="originals' per-run CSV")
