@@ -6,16 +6,15 @@ import functools
 import hashlib
 import importlib.util
 import inspect
+import os
 import shlex
-import signal
-import subprocess
 import sys
 import types
 import typing
 from pathlib import Path
 from typing import Any
 
-from invoke import Collection, Context, Exit, Task
+from invoke import Collection, Context, Task
 from invoke import task as invoke_task
 
 PY = shlex.quote(sys.executable)
@@ -43,28 +42,21 @@ task = functools.partial(invoke_task, klass=_TypedTask)
 """``invoke.task`` making :class:`_TypedTask` tasks."""
 
 
-def _sh(command: str) -> None:
-    """Run a kit command on this terminal: rich sees a terminal and draws live progress, stdout and stderr stay
-    apart, and a pipe closed early (``| head``) is the command's business. The child runs in its own process group
-    so that Ctrl-C reaches it once (forwarded from here) and its teardown is waited for; its exit code is ours."""
-    proc = subprocess.Popen(shlex.split(command), process_group=0)
-
-    def forward(signum: int, _frame: object) -> None:
-        proc.send_signal(signum)
-
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        code = proc.wait()
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    if code:
-        raise Exit(code=128 - code if code < 0 else code)
-
-
 def _opt(flag: str, value: object) -> str:
-    """`` --flag value``, or nothing for an option left unset (0 and 0.0 are values: passed on, and judged)."""
+    # `is` checks: 0 and 0.0 are values to pass on (and refuse there), not "unset"
     return "" if value is None or value is False or value == "" else f" {flag} {shlex.quote(str(value))}"
+
+
+def _harness(c: Context, command: str) -> None:
+    """Become ``python -m harness …``: Ctrl-C and SIGTERM reach it directly, its exit code and one ``Error:``
+    line are the task's (no Invoke traceback, whether or not a terminal is attached)."""
+    if c.config.run.dry:
+        c.run(command)
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = shlex.split(command)
+    os.execv(argv[0], argv)
 
 
 @task(
@@ -120,25 +112,27 @@ def lock(c: Context) -> None:
 @task
 def specs(c: Context) -> None:
     """Validate every experiment spec and print its run counts."""
-    _sh(f"{PY} -m harness specs")
+    _harness(c, f"{PY} -m harness specs")
 
 
 @task(help={"report": "trNNN", "runs": "repetitions per config", "configs": "regex over config ids"})
 def plan(c: Context, report: str, runs: int | None = None, configs: str | None = None) -> None:
     """List the runs a report expands to (protocol, isolated baselines, diagnostics)."""
-    _sh(f"{PY} -m harness plan --report {shlex.quote(report)}" + _opt("--runs", runs) + _opt("--configs", configs))
+    _harness(
+        c, f"{PY} -m harness plan --report {shlex.quote(report)}" + _opt("--runs", runs) + _opt("--configs", configs)
+    )
 
 
 @task(help={"write": "regenerate it instead of comparing (the default)"})
 def corpus(c: Context, write: bool = False) -> None:
     """Check or regenerate the benchmark corpus under experiments/corpus."""
-    _sh(f"{PY} -m harness corpus" + (" --write" if write else ""))
+    _harness(c, f"{PY} -m harness corpus" + (" --write" if write else ""))
 
 
 @task(help={"port": "port to listen on", "seed": "token seed", "time_scale": "multiply every delay"})
 def sim(c: Context, port: int = 11434, seed: int = 1234, time_scale: float = 1.0) -> None:
     """Serve the simulated Ollama API on 127.0.0.1 (every response says SIMULATED)."""
-    _sh(f"{PY} -m harness.sim --port {port} --seed {seed} --time-scale {time_scale} --preload gemma3:latest")
+    _harness(c, f"{PY} -m harness.sim --port {port} --seed {seed} --time-scale {time_scale} --preload gemma3:latest")
 
 
 @task(
@@ -153,6 +147,7 @@ def sim(c: Context, port: int = 11434, seed: int = 1234, time_scale: float = 1.0
         "(each run's stack on a node of the Ray cluster at RAY_ADDRESS; `./kit cluster` installs Ray)",
         "across_hosts": "ray: admit nodes of different environments; report the spread between hosts",
         "bundle": "re-run a bundle (from `bundle`) with its exact images instead of a report",
+        "extend": "grow the sweep in --out (more runs or configs); recorded in its sweep.json",
     }
 )
 def reproduce(
@@ -166,9 +161,11 @@ def reproduce(
     executor: str = "",
     bundle: str = "",
     across_hosts: bool = False,
+    extend: bool = False,
 ) -> None:
     """Run a report's protocol (or a bundle's plan), one fresh set of servers per run, and write artifacts."""
-    _sh(
+    _harness(
+        c,
         f"{PY} -m harness reproduce"
         + _opt("--report", report)
         + _opt("--bundle", bundle)
@@ -179,31 +176,37 @@ def reproduce(
         + _opt("--out", out)
         + _opt("--executor", executor)
         + (" --across-hosts" if across_hosts else "")
+        + (" --extend" if extend else ""),
     )
 
 
 @task
 def build(c: Context) -> None:
     """Build the kit's images; with no registry it bootstraps a Debian base offline and says so."""
-    _sh(f"{PY} -m harness build")
+    _harness(c, f"{PY} -m harness build")
 
 
-@task
-def clean(c: Context) -> None:
-    """Remove every container, network and run volume labelled by the kit (what a crash left behind)."""
-    _sh(f"{PY} -m harness clean")
+@task(
+    help={
+        "all": "also stacks whose controller is running, on another host, or unnamed (older kits)",
+        "dry_run": "list what would be removed and what is kept; remove nothing",
+    }
+)
+def clean(c: Context, all: bool = False, dry_run: bool = False) -> None:
+    """Remove the kit stacks whose controlling process is gone (what a crash left); running sweeps are kept."""
+    _harness(c, f"{PY} -m harness clean" + (" --all" if all else "") + (" --dry-run" if dry_run else ""))
 
 
 @task(name="base")
 def images_base(c: Context) -> None:
     """Bootstrap the Debian base image (debootstrap → docker import); needs root, skips when present."""
-    _sh(f"{PY} -m harness images base")
+    _harness(c, f"{PY} -m harness images base")
 
 
 @task(name="lock")
 def images_lock(c: Context) -> None:
     """Resolve the pinned image tags to digests where a registry answers; write docker/images.lock.json."""
-    _sh(f"{PY} -m harness images lock")
+    _harness(c, f"{PY} -m harness images lock")
 
 
 @task(
@@ -220,23 +223,24 @@ def stack_up(
     c: Context, topology: str = "single", backend: str = "", model: str = "", port: int = 11434, port2: int = 11435
 ) -> None:
     """Start a kit stack by hand (Ollama or the simulator, OLLAMA_* settings from the environment); it stays up."""
-    _sh(
+    _harness(
+        c,
         f"{PY} -m harness stack up --topology {shlex.quote(topology)} --port {port} --port2 {port2}"
         + _opt("--backend", backend)
-        + _opt("--model", model)
+        + _opt("--model", model),
     )
 
 
 @task(name="down", help={"name": "only this stack (default: every stack started by stack.up)"})
 def stack_down(c: Context, name: str = "") -> None:
     """Remove stacks started by stack.up."""
-    _sh(f"{PY} -m harness stack down" + _opt("--name", name))
+    _harness(c, f"{PY} -m harness stack down" + _opt("--name", name))
 
 
 @task(help={"dir": "artifact folder", "against": "another artifact folder: show the environment drift"})
 def verify(c: Context, dir: str, against: str = "") -> None:
     """Re-hash an artifact folder against its manifest, check schema versions, show the environment fingerprint."""
-    _sh(f"{PY} -m harness verify {shlex.quote(dir)}" + _opt("--against", against))
+    _harness(c, f"{PY} -m harness verify {shlex.quote(dir)}" + _opt("--against", against))
 
 
 @task(
@@ -250,37 +254,33 @@ def verify(c: Context, dir: str, against: str = "") -> None:
 )
 def compare(c: Context, a: str, b: str, out: str = "", json: bool = False, allow_mixed: bool = False) -> None:
     """Two reproductions of one report: per claim and metric, B − A with an interval, tests, effect size, drift."""
-    _sh(
+    _harness(
+        c,
         f"{PY} -m harness compare {shlex.quote(a)} {shlex.quote(b)}"
         + _opt("--out", out)
         + (" --json" if json else "")
-        + (" --allow-mixed" if allow_mixed else "")
+        + (" --allow-mixed" if allow_mixed else ""),
     )
 
 
 @task(help={"dir": "artifact folder", "out": "bundle file: .tar.gz (default <dir>.bundle.tar.gz) or .tar (faster)"})
 def bundle(c: Context, dir: str, out: str = "") -> None:
     """Pack a verified artifact folder with its exact images, locks and inputs for a reviewer."""
-    _sh(f"{PY} -m harness bundle {shlex.quote(dir)}" + _opt("--out", out))
+    _harness(c, f"{PY} -m harness bundle {shlex.quote(dir)}" + _opt("--out", out))
 
 
-@task(
-    help={
-        "import": "originals' per-run CSV (shared/reference/data)",
-        "report": "trNNN",
-        "out": "report folder (default: artifacts/<report>-import)",
-    }
-)
-def analyze(c: Context, import_: str, report: str, out: str = "") -> None:
-    """Judge a report's claims on the originals' own records (recomputation); prints the verdict table."""
-    cmd = f"{PY} -m harness analyze --import {shlex.quote(import_)} --report {shlex.quote(report)}"
-    _sh(cmd + _opt("--out", out))
+@task(help={"csv": "originals' per-run CSV (shared/reference/data)", "report": "trNNN", "out": "report folder"})
+def analyze(c: Context, csv: str, report: str, out: str = "") -> None:
+    """Recompute a report's published figures from the originals' records and judge its claims."""
+    _harness(
+        c, f"{PY} -m harness analyze --import {shlex.quote(csv)} --report {shlex.quote(report)}" + _opt("--out", out)
+    )
 
 
 @task(name="report", help={"dir": "artifact folder"})
 def report_(c: Context, dir: str) -> None:
     """Rebuild report.md, report.html and the figures from an artifact folder alone."""
-    _sh(f"{PY} -m harness report {shlex.quote(dir)}")
+    _harness(c, f"{PY} -m harness report {shlex.quote(dir)}")
 
 
 @task(
@@ -293,12 +293,13 @@ def report_(c: Context, dir: str) -> None:
 )
 def doctor(c: Context, report: str = "", model: str = "", require_gpu: bool = False, json: bool = False) -> None:
     """Check this host before its numbers are trusted: GPU, driver, Docker's NVIDIA runtime, clocks, VRAM, disk."""
-    _sh(
+    _harness(
+        c,
         f"{PY} -m harness doctor"
         + _opt("--report", report)
         + _opt("--model", model)
         + (" --require-gpu" if require_gpu else "")
-        + (" --json" if json else "")
+        + (" --json" if json else ""),
     )
 
 
@@ -312,7 +313,7 @@ def doctor(c: Context, report: str = "", model: str = "", require_gpu: bool = Fa
 def bench(c: Context, quick: bool = False, only: str = "", out: str = "") -> None:
     """Measure the kit's own TTFT, throughput and efficiency error and its overhead (benchmarks/results/)."""
     sections = "".join(f" --only {shlex.quote(s.strip())}" for s in only.split(",") if s.strip())
-    _sh(f"{PY} -m harness bench" + (" --quick" if quick else "") + sections + _opt("--out", out))
+    _harness(c, f"{PY} -m harness bench" + (" --quick" if quick else "") + sections + _opt("--out", out))
 
 
 ns = Collection(

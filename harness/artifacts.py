@@ -27,12 +27,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from harness.atomic import write_text_atomic
 from harness.errors import ArtifactError, SchemaVersionError
 from harness.protocol.plan import Plan, Run
 from harness.records import AgentRunRecord, CallRecord, MultiRunRecord, dump_record, read_records
 from harness.schemas import ARTIFACT_SCHEMA_VERSION, canonical_json
 
 RUNS_DIR = "runs"
+LOCK_FILE = ".sweep.lock"
+"""The folder's writer lock (harness.run.folder_lock): not an artifact, never hashed or bundled."""
 
 
 class _Doc(BaseModel):
@@ -49,6 +52,28 @@ class ModelFacts(_Doc):
     server_version: str = Field(description="/api/version of the server that pulled it")
     simulated: bool
     pull_duration_s: float = Field(ge=0)
+
+
+class SweepSettings(_Doc):
+    """What, beyond spec, backend, time scale, images and model, makes two sweeps the same one."""
+
+    executor: str = Field(description="docker, local or ray: where the runs executed")
+    sim_seed: int | None = Field(description="the simulator's seed (None on a real backend)")
+    interleave_seed: int | None = None
+    runs_per_config: int | None = Field(description="--runs (None: the spec's)")
+    config_ids: list[str] | None = Field(description="--configs selection, sorted (None: every config)")
+    include_isolated: bool
+
+
+class SweepExtension(_Doc):
+    """One explicit growth of a sweep (``--extend``): when, by which command, from which settings to which."""
+
+    at: str
+    command: list[str]
+    planned_runs_before: int = Field(ge=0)
+    planned_runs_after: int = Field(ge=0)
+    settings_before: SweepSettings | None
+    settings_after: SweepSettings
 
 
 class Sweep(_Doc):
@@ -68,6 +93,10 @@ class Sweep(_Doc):
         default_factory=dict, description="role (harness, rust-agent, ollama) → image ID the runs used"
     )
     model: ModelFacts | None = Field(default=None, description="the model pulled before the first run")
+    settings: SweepSettings | None = Field(
+        default=None, description="the rest of what defines the sweep (None: written by a kit that did not record it)"
+    )
+    extensions: list[SweepExtension] = Field(default_factory=list, description="every `--extend`, in order")
 
 
 class ContainerStats(_Doc):
@@ -94,8 +123,25 @@ class LostAttempt(_Doc):
     at: str
 
 
+class Attempt(_Doc):
+    """One try of a run: its window, outcome and, when it failed, the cause and the failing containers' last lines."""
+
+    number: int = Field(ge=1)
+    started_at: str
+    ended_at: str
+    outcome: Literal["ok", "failed"]
+    cause: str | None = None
+    log_tail: dict[str, list[str]] = Field(
+        default_factory=dict, description="container (agent, ollama, ollama2) → its last log lines, on failure"
+    )
+
+
 class RunResult(_Doc):
-    """One run's outcome; ``status`` failed runs keep their cause and whatever records they produced."""
+    """One run's outcome; ``status`` failed runs keep their cause and whatever records they produced.
+
+    ``error`` is the last attempt's cause; ``attempt_history`` keeps every attempt's, so a run that succeeded on
+    its second try still says why the first one failed (empty in folders written before it was recorded).
+    """
 
     run: Run
     status: Literal["ok", "failed"]
@@ -107,6 +153,7 @@ class RunResult(_Doc):
     containers: list[ContainerStats] = Field(default_factory=list)
     node: RunNode | None = Field(default=None, description="where it ran (cluster executors only)")
     lost_attempts: list[LostAttempt] = Field(default_factory=list, description="attempts lost with their node")
+    attempt_history: list[Attempt] = Field(default_factory=list)
 
 
 class ArtifactDir:
@@ -210,8 +257,20 @@ def load_sweep(root: Path) -> Sweep:
         raise ArtifactError(f"{root / 'sweep.json'}: {exc.errors()[0]['msg']}") from None
 
 
+def load_plan(root: Path) -> Plan:
+    """plan.json of an artifact folder (its ``schema_version`` checked like every artifact's)."""
+    body = load_json_doc(root / "plan.json")
+    body.pop("schema_version", None)
+    try:
+        return Plan.model_validate(body)
+    except ValidationError as exc:
+        raise ArtifactError(f"{root / 'plan.json'}: {exc.errors()[0]['msg']}") from None
+
+
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        write_text_atomic(path, text)
+    except OSError as exc:
+        raise ArtifactError(
+            f"cannot write {path}: {exc.strerror or exc}", hint="free space or fix the folder's permissions"
+        ) from None

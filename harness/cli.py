@@ -16,9 +16,14 @@ from typing import TYPE_CHECKING, NoReturn
 
 from harness import __version__
 from harness.agents.command import add_agent_verb, run_agent
+from harness.bounds import folder_path, number
 from harness.console import RunBar, say
-from harness.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILURE, BadInputError, HarnessError
-from harness.settings import Settings, load_settings
+from harness.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILURE, BadInputError, HarnessError, Terminated
+from harness.protocol.spec import MAX_RUNS_PER_CONFIG
+from harness.settings import MAX_TIME_SCALE, Settings, load_settings
+
+_RUNS = number(int, 1, MAX_RUNS_PER_CONFIG)
+_PORT = number(int, 1, 65535)
 
 if TYPE_CHECKING:
     from harness.run.model_prep import ModelRequest
@@ -32,47 +37,35 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="harness", description="Chimeraforge reproducibility kit")
-    parser.add_argument("--version", action="version", version=f"chimeraforge-kit {__version__}")
-    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
-
-    add_agent_verb(verbs)
-
-    plan = verbs.add_parser("plan", help="print the runs a report expands to")
-    plan.add_argument("--report", required=True)
-    plan.add_argument("--runs", type=int, default=None, help="repetitions per config (default: the spec's)")
-    plan.add_argument("--configs", default=None, help="regular expression over config ids")
-    plan.add_argument("--json", action="store_true")
-
-    verbs.add_parser("specs", help="validate every experiment spec and show its run counts")
-    verbs.add_parser("build", help="build the kit's images (offline Debian base when no registry answers)")
-    images = verbs.add_parser("images", help="image maintenance")
-    images.add_argument("action", choices=("base", "lock"), help="base: bootstrap the Debian base; lock: pin digests")
-    clean = verbs.add_parser("clean", help="remove containers, networks and run volumes a crash left behind")
-    clean.add_argument("--run-id", default=None, help="only this run's")
-
-    stk = verbs.add_parser("stack", help="bring a kit stack up or down by hand (ports on 127.0.0.1)")
-    stk_actions = stk.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    up = stk_actions.add_parser("up", help="start servers that stay up until `stack down`")
-    up.add_argument("--topology", choices=("single", "dual"), default="single")
-    up.add_argument("--backend", choices=("auto", "ollama", "sim"), default=None, help="default: HARNESS_BACKEND")
-    up.add_argument("--model", default=None, help="model the simulator preloads (default: the pinned model)")
-    up.add_argument("--port", type=int, default=11434, help="host port of the first server")
-    up.add_argument("--port2", type=int, default=11435, help="host port of the second server (dual)")
-    down = stk_actions.add_parser("down", help="remove stacks started by `stack up`")
-    down.add_argument("--name", default=None, help="only this project (default: every by-hand stack)")
-
+def _add_reproduce(verbs: argparse._SubParsersAction[_Parser]) -> None:
+    """The ``reproduce`` verb: a report's protocol or a bundle's plan, into one sweep folder."""
     rep = verbs.add_parser("reproduce", help="run a report's protocol and write artifacts")
     rep.add_argument("--report", default=None, help="trNNN (required unless --bundle)")
     rep.add_argument(
         "--bundle", type=Path, default=None, help="re-run a bundle's plan with its exact images (see `bundle`)"
     )
     rep.add_argument("--backend", choices=("auto", "ollama", "sim"), default=None, help="default: HARNESS_BACKEND")
-    rep.add_argument("--runs", type=int, default=None, help="repetitions per config (default: the spec's)")
+    rep.add_argument("--runs", type=_RUNS, default=None, help="repetitions per config (default: the spec's)")
     rep.add_argument("--configs", default=None, help="regular expression over config ids")
-    rep.add_argument("--time-scale", type=float, default=None, help="simulator: multiply every delay")
-    rep.add_argument("--out", type=Path, default=None, help="artifact folder (default: artifacts/<report>-<backend>)")
+    rep.add_argument(
+        "--time-scale",
+        type=number(float, 0.0, MAX_TIME_SCALE, low_open=True),
+        default=None,
+        help=f"simulator: multiply every delay (0 < x ≤ {MAX_TIME_SCALE:g})",
+    )
+    rep.add_argument(
+        "--out", type=folder_path, default=None, help="artifact folder (default: artifacts/<report>-<backend>)"
+    )
+    rep.add_argument(
+        "--accept-bundle-compose",
+        action="store_true",
+        help="--bundle: run its compose files even where they differ from this kit's (the difference is shown first)",
+    )
+    rep.add_argument(
+        "--extend",
+        action="store_true",
+        help="grow the sweep in --out (more --runs, more --configs, isolated baselines): recorded in sweep.json",
+    )
     rep.add_argument("--no-isolated", action="store_true", help="skip the isolated baselines (no true efficiency)")
     rep.add_argument(
         "--executor",
@@ -86,21 +79,67 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ray: admit nodes of different environments and report the spread between hosts beside within",
     )
-    rep.add_argument("--interleave-seed", type=int, default=None, help="shuffle the runs reproducibly")
+    rep.add_argument(
+        "--interleave-seed", type=number(int, 0, 2**63 - 1), default=None, help="shuffle the runs reproducibly"
+    )
     rep.add_argument(
         "--pull", action="store_true", help="allow pulling the model from the registry (default: HARNESS_ALLOW_PULL)"
     )
     rep.add_argument("--repull", action="store_true", help="pull even when the store has the model (with --pull)")
     rep.add_argument("--model-digest", default=None, help="pin the model's digest (overrides the spec's)")
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="harness", description="Chimeraforge reproducibility kit")
+    parser.add_argument("--version", action="version", version=f"chimeraforge-kit {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+
+    add_agent_verb(verbs)
+
+    plan = verbs.add_parser("plan", help="print the runs a report expands to")
+    plan.add_argument("--report", required=True)
+    plan.add_argument("--runs", type=_RUNS, default=None, help="repetitions per config (default: the spec's)")
+    plan.add_argument("--configs", default=None, help="regular expression over config ids")
+    plan.add_argument("--json", action="store_true")
+
+    verbs.add_parser("specs", help="validate every experiment spec and show its run counts")
+    verbs.add_parser("build", help="build the kit's images (offline Debian base when no registry answers)")
+    images = verbs.add_parser("images", help="image maintenance")
+    images.add_argument("action", choices=("base", "lock"), help="base: bootstrap the Debian base; lock: pin digests")
+    clean = verbs.add_parser(
+        "clean", help="remove the stacks whose controlling kit process is gone (what a crash left behind)"
+    )
+    clean.add_argument("--run-id", default=None, help="only this run's")
+    clean.add_argument(
+        "--all", dest="everything", action="store_true", help="also running sweeps, other hosts' and unlabelled ones"
+    )
+    clean.add_argument("--dry-run", action="store_true", help="list what would be removed and kept; remove nothing")
+
+    stk = verbs.add_parser("stack", help="bring a kit stack up or down by hand (ports on 127.0.0.1)")
+    stk_actions = stk.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    up = stk_actions.add_parser("up", help="start servers that stay up until `stack down`")
+    up.add_argument("--topology", choices=("single", "dual"), default="single")
+    up.add_argument("--backend", choices=("auto", "ollama", "sim"), default=None, help="default: HARNESS_BACKEND")
+    up.add_argument("--model", default=None, help="model the simulator preloads (default: the pinned model)")
+    up.add_argument("--port", type=_PORT, default=11434, help="host port of the first server")
+    up.add_argument("--port2", type=_PORT, default=11435, help="host port of the second server (dual)")
+    down = stk_actions.add_parser("down", help="remove stacks started by `stack up`")
+    down.add_argument("--name", default=None, help="only this project (default: every by-hand stack)")
+
+    _add_reproduce(verbs)
+
     analyze = verbs.add_parser("analyze", help="judge a report's claims on the originals' own per-run records")
     analyze.add_argument("--import", dest="import_csv", type=Path, required=True, help="originals' per-run CSV")
     analyze.add_argument("--report", required=True, help="trNNN: the spec whose claims are judged")
-    analyze.add_argument("--out", type=Path, default=None, help="report folder (default: artifacts/<report>-import)")
+    analyze.add_argument(
+        "--out", type=folder_path, default=None, help="report folder (default: artifacts/<report>-import)"
+    )
 
     report = verbs.add_parser("report", help="rebuild report.md/report.html and figures from an artifact folder")
     report.add_argument("dir", type=Path)
-    report.add_argument("--model-bytes", type=float, default=None, help="for the bandwidth roofline")
+    report.add_argument(
+        "--model-bytes", type=number(float, 0.0, 1e15, low_open=True), default=None, help="for the bandwidth roofline"
+    )
 
     doctor = verbs.add_parser("doctor", help="check this host before its numbers are trusted (GPU, Docker, disk)")
     doctor.add_argument("--report", default=None, help="trNNN: check free VRAM against its model and topology")
@@ -184,13 +223,7 @@ def _images(args: argparse.Namespace) -> int:
 
     client = engine.connect()
     if args.verb == "clean":
-        report = engine.reap(client, run_id=args.run_id, volumes=True)
-        print(
-            f"removed {len(report.containers)} container(s), {len(report.networks)} network(s), "
-            f"{len(report.volumes)} volume(s)"
-            + (f"; could not remove: {', '.join(report.failed)}" if report.failed else "")
-        )
-        return EXIT_RUN_FAILURE if report.failed else EXIT_OK
+        return _clean(client, args)
     if args.verb == "build":
         images.build_all(client, kit_version=__version__, python_exe=sys.executable, progress=print)
         return EXIT_OK
@@ -338,6 +371,7 @@ _BUNDLE_FIXES = {
     "--interleave-seed": "interleave_seed",
     "--no-isolated": "no_isolated",
     "--across-hosts": "across_hosts",
+    "--extend": "extend",
 }
 """Flags that change what runs: a bundle re-runs its plan as it was made, so none of them may come with it."""
 
@@ -365,7 +399,12 @@ def _reproduce(args: argparse.Namespace, settings: Settings, command: list[str])
         if args.executor == "ray":
             raise BadInputError("--executor ray does not re-run bundles", hint="use --executor docker for a bundle")
         request = BundleRequest(
-            args.bundle, executor=args.executor, out=args.out, command=tuple(command), model=_model_request(args)
+            args.bundle,
+            executor=args.executor,
+            out=args.out,
+            command=tuple(command),
+            accept_compose=args.accept_bundle_compose,
+            model=_model_request(args),
         )
     elif args.report is None:
         raise BadInputError("reproduce needs --report trNNN (or --bundle FILE)")
@@ -378,6 +417,7 @@ def _reproduce(args: argparse.Namespace, settings: Settings, command: list[str])
             configs=args.configs,
             include_isolated=not args.no_isolated,
             interleave_seed=args.interleave_seed,
+            extend=args.extend,
             out=args.out,
             command=tuple(command),
             model=_model_request(args),
@@ -391,14 +431,57 @@ def _reproduce(args: argparse.Namespace, settings: Settings, command: list[str])
     return EXIT_OK if outcome.failures == 0 else EXIT_RUN_FAILURE
 
 
+def _readable_folder(folder: Path) -> None:
+    """``--against``: a folder whose sweep.json (and provenance.json, when present) read back, or bad input."""
+    from harness.artifacts import load_json_doc, load_sweep
+    from harness.errors import ArtifactError
+    from harness.evidence.provenance import PROVENANCE_FILE
+
+    if not (folder / "sweep.json").is_file():
+        raise BadInputError(f"{folder} is not an artifact folder (no sweep.json)", hint="pass --against DIR")
+    try:
+        load_sweep(folder)
+        if (folder / PROVENANCE_FILE).exists():
+            load_json_doc(folder / PROVENANCE_FILE)  # readable JSON; its keys are compared as they are
+    except ArtifactError as exc:  # a truncated or edited file: nothing to compare against
+        raise BadInputError(
+            f"--against {folder} is not a readable artifact folder: {exc}", hint="pass another folder"
+        ) from None
+
+
+def _clean(client: object, args: argparse.Namespace) -> int:
+    """``clean``: orphaned stacks only, unless ``--all``; every project is listed with why it goes or stays."""
+    from harness.containers import engine, leftovers
+
+    label = f"{engine.LABEL_RUN_ID}={args.run_id}" if args.run_id else None
+    report = leftovers.clean(client, everything=args.everything, dry_run=args.dry_run, label=label)
+    verb = "would remove" if args.dry_run else "removed"
+    why = {
+        "running": "its controller is running",
+        "other-host": "its controller is on another host",
+        "unknown-controller": "made by a kit that did not name its controller (--all removes it)",
+    }
+    for project in report.removed:
+        print(f"{verb} {project.name} ({project.state}): {', '.join(project.resources)}")
+    for project in report.kept:
+        who = f" {project.controller.key}" if project.controller else ""
+        print(f"kept {project.name}: {why.get(project.state, project.state)}{who}")
+    count = sum(len(p.resources) for p in report.removed)
+    print(
+        f"{verb} {count} resource(s) of {len(report.removed)} stack(s), kept {len(report.kept)} stack(s)"
+        + (f"; could not remove: {', '.join(report.failed)}" if report.failed else "")
+    )
+    return EXIT_RUN_FAILURE if report.failed else EXIT_OK
+
+
 def _verify(args: argparse.Namespace) -> int:
     """``verify DIR [--against DIR2]``: exit 0 when every file and schema version checks out, 1 otherwise."""
     from rich.console import Console
 
     from harness.evidence.verify import describe_drift, describe_verification, environment_drift, verify_folder
 
-    if args.against is not None and not (args.against / "sweep.json").is_file():
-        raise BadInputError(f"{args.against} is not an artifact folder (no sweep.json)", hint="pass --against DIR")
+    if args.against is not None:
+        _readable_folder(args.against)
     result = verify_folder(args.dir)
     console = Console(highlight=False, soft_wrap=True)
     *details, verdict = describe_verification(result)
@@ -413,8 +496,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     """``compare A B``: exit 0 with the comparison on stdout; 2 when the folders cannot be compared."""
+    from harness.atomic import write_text_atomic
     from harness.compare import compare_folders, to_json, to_markdown
-    from harness.fsio import write_text_atomic
 
     for folder in (args.a, args.b):
         if not (folder / "sweep.json").is_file():
@@ -448,7 +531,7 @@ def _bundle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_SETTING_FLAGS = ("backend", "time_scale", "request_timeout_s", "connect_timeout_s")
+_SETTING_FLAGS = ("backend", "time_scale", "read_timeout_s", "connect_timeout_s", "call_deadline_s")
 """Command-line flags that override a setting of the same name (Settings is built once, in :func:`main`)."""
 
 
@@ -476,24 +559,35 @@ _VERBS: dict[str, Callable[[argparse.Namespace, Settings, list[str]], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = list(argv) if argv is not None else sys.argv[1:]
+    from harness.run.sweep_guard import sigterm_as_interrupt
+
     try:
-        settings = load_settings(**{name: getattr(args, name, None) for name in _SETTING_FLAGS})
-        verb = _VERBS.get(args.verb)
-        if verb is None:
-            raise BadInputError(f"unknown verb {args.verb}")
-        return verb(args, settings, command)
+        with sigterm_as_interrupt():
+            settings = load_settings(**{name: getattr(args, name, None) for name in _SETTING_FLAGS})
+            verb = _VERBS.get(args.verb)
+            if verb is None:
+                raise BadInputError(f"unknown verb {args.verb}")
+            return verb(args, settings, command)
     except HarnessError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print(
+            "Error: terminated (SIGTERM); completed runs are kept, re-run the same command to resume", file=sys.stderr
+        )
+        return 143
     except BrokenPipeError:
         # The reader closed early (`plan | head`): what it read is what it wanted. Point stdout at /dev/null so
         # the interpreter's final flush does not raise a second time.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except OSError as exc:
-        where = f" {exc.filename}" if exc.filename else ""
-        print(f"Error: {exc.strerror or exc}{where}: check the path, its permissions and free space", file=sys.stderr)
-        return EXIT_RUN_FAILURE
     except KeyboardInterrupt:
         print("Error: interrupted; completed runs are kept, re-run the same command to resume", file=sys.stderr)
         return 130
+    except OSError as exc:  # a disk that filled or a folder that turned read-only mid-way: completed runs are kept
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(
+            f"Error: {exc.strerror or exc}{where}: free space or fix permissions, then re-run to resume",
+            file=sys.stderr,
+        )
+        return EXIT_RUN_FAILURE

@@ -66,3 +66,7 @@ class GpuError(HarnessError):
 
 class BenchError(HarnessError):
     """A benchmark step could not run (a process failed, a peer tool would not install); says which and why."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every ``finally`` (stack teardown, lock release) runs; the edge exits 143."""

@@ -13,9 +13,11 @@ import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from harness.bounds import number
 from harness.errors import EXIT_OK, EXIT_RUN_FAILURE, BadInputError
 from harness.protocol.flags import OPTION_KINDS, OPTION_NAMES, OptionValues, option_flag
-from harness.settings import Settings
+from harness.protocol.spec import MAX_RUNS_PER_CONFIG
+from harness.settings import MAX_TIMEOUT_S, Settings
 
 if TYPE_CHECKING:
     from harness.agents.runner import Timeouts
@@ -33,10 +35,15 @@ def _scenario(value: str) -> str:
     return name
 
 
+_SECONDS = number(float, 0.0, MAX_TIMEOUT_S)
+_TIMEOUT = number(float, 0.0, MAX_TIMEOUT_S, low_open=True)
+
+
 def _add_option_flags(parser: argparse.ArgumentParser, prefix: str, what: str) -> None:
     for name in OPTION_NAMES:
         flag = option_flag(prefix, name)
-        parser.add_argument(flag, type=OPTION_KINDS[name], default=None, help=f"{what}: Ollama option {name}")
+        kind = number(OPTION_KINDS[name], -(2.0**63), 2.0**63)  # finite; the server judges the value itself
+        parser.add_argument(flag, type=kind, default=None, help=f"{what}: Ollama option {name}")
 
 
 def _options(args: argparse.Namespace, prefix: str) -> OptionValues | None:
@@ -63,8 +70,15 @@ def add_agent_verb(verbs: argparse._SubParsersAction[Any]) -> None:
         sub.add_argument("--workflow", choices=("two_call", "one_call", "single_call"), default="two_call")
         sub.add_argument("--no-stream", action="store_true", help="non-streaming calls (TR109)")
         sub.add_argument("--run-id", default=None, help="plan run id to stamp on every record")
-        sub.add_argument("--connect-timeout-s", type=float, default=None, help="default: HARNESS_CONNECT_TIMEOUT_S")
-        sub.add_argument("--request-timeout-s", type=float, default=None, help="default: HARNESS_REQUEST_TIMEOUT_S")
+        sub.add_argument(
+            "--connect-timeout-s", type=_TIMEOUT, default=None, help="TCP connect timeout (HARNESS_CONNECT_TIMEOUT_S)"
+        )
+        sub.add_argument(
+            "--read-timeout-s", type=_TIMEOUT, default=None, help="per-read idle timeout (HARNESS_READ_TIMEOUT_S)"
+        )
+        sub.add_argument(
+            "--call-deadline-s", type=_TIMEOUT, default=None, help="whole-call deadline (HARNESS_CALL_DEADLINE_S)"
+        )
         _add_option_flags(sub, "chimera", "chimera agent (A in multi-agent hetero/homo)")
     single, multi = kinds.choices["single"], kinds.choices["multi"]
     single.add_argument("--base-url", default="http://127.0.0.1:11434")
@@ -73,9 +87,9 @@ def add_agent_verb(verbs: argparse._SubParsersAction[Any]) -> None:
         default="baseline,chimera",
         help="roles in order, e.g. chimera,baseline; every role but baseline sends the --chimera-* options",
     )
-    single.add_argument("--runs", type=int, default=1)
-    single.add_argument("--pause-s", type=float, default=2.0, help="pause between runs (the originals: 2 s)")
-    single.add_argument("--cooldown-s", type=float, default=0.0, help="pause between the agents of one run")
+    single.add_argument("--runs", type=number(int, 1, MAX_RUNS_PER_CONFIG), default=1)
+    single.add_argument("--pause-s", type=_SECONDS, default=2.0, help="pause between runs (the originals: 2 s)")
+    single.add_argument("--cooldown-s", type=_SECONDS, default=0.0, help="pause between the agents of one run")
     single.add_argument("--unload-between-runs", action="store_true")
     multi.add_argument("--collector-ollama-url", default="http://127.0.0.1:11434")
     multi.add_argument("--insight-ollama-url", default="http://127.0.0.1:11435")
@@ -97,7 +111,7 @@ def run_agent(args: argparse.Namespace, settings: Settings) -> int:
         prompts_dir=args.prompts,
         corpus_dir=args.corpus,
     )
-    timeouts = Timeouts(settings.request_timeout_s, settings.connect_timeout_s)
+    timeouts = Timeouts(settings.read_timeout_s, settings.connect_timeout_s, settings.call_deadline_s)
     out_ctx: contextlib.AbstractContextManager[IO[str]]
     if args.output_dir == "-":
         out_ctx = contextlib.nullcontext(sys.stdout)

@@ -22,8 +22,11 @@ Scenario = Literal["baseline_vs_chimera", "chimera_hetero", "chimera_homo"]
 
 @dataclass(frozen=True)
 class Timeouts:
-    request_timeout_s: float = 600.0
+    """How long a call may take: to connect, between two reads of its response, and in all."""
+
+    read_timeout_s: float = 600.0
     connect_timeout_s: float = 10.0
+    call_deadline_s: float = 1800.0
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,10 @@ async def run_single(
     process_start = process_start_monotonic_ns()
     out: list[AgentRunRecord] = []
     async with OllamaClient(
-        base_url, request_timeout_s=timeouts.request_timeout_s, connect_timeout_s=timeouts.connect_timeout_s
+        base_url,
+        read_timeout_s=timeouts.read_timeout_s,
+        connect_timeout_s=timeouts.connect_timeout_s,
+        call_deadline_s=timeouts.call_deadline_s,
     ) as client:
         for index in range(1, runs + 1):
             if index > 1 and pause_s:
@@ -88,7 +94,10 @@ async def run_multi(
 
     def client(url: str) -> OllamaClient:
         return OllamaClient(
-            url, request_timeout_s=timeouts.request_timeout_s, connect_timeout_s=timeouts.connect_timeout_s
+            url,
+            read_timeout_s=timeouts.read_timeout_s,
+            connect_timeout_s=timeouts.connect_timeout_s,
+            call_deadline_s=timeouts.call_deadline_s,
         )
 
     async with client(collector_url) as a, client(insight_url) as b:

@@ -27,7 +27,7 @@ import pandas as pd
 from matplotlib.figure import Figure as MplFigure
 
 from harness.analysis import stats
-from harness.fsio import write_bytes_atomic
+from harness.atomic import write_bytes_atomic
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 4.5, 100
 """Every PNG is 800 × 450 pixels."""

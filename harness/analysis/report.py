@@ -34,8 +34,8 @@ from harness.analysis import (
 )
 from harness.analysis.tidy import ok_rows
 from harness.artifacts import Sweep
+from harness.atomic import write_text_atomic
 from harness.errors import ArtifactError, BadInputError
-from harness.fsio import write_text_atomic
 from harness.protocol.spec import Spec, load_spec
 from harness.schemas import REPORT_SCHEMA_VERSION, ClaimVerdict, Regime
 

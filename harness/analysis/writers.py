@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 from markdown_it import MarkdownIt
 
-from harness.fsio import write_text_atomic
+from harness.atomic import write_text_atomic
 
 _CSS = (
     "body{font-family:system-ui,sans-serif;max-width:80em;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}"

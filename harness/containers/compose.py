@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 
 import yaml
 
+from harness.containers import policy
 from harness.errors import BadInputError
 
 COMPOSE_DIR = Path(__file__).resolve().parents[2] / "compose"
@@ -462,6 +463,7 @@ def _parse_service(
 ) -> ServiceSpec:
     if not isinstance(node, dict):
         raise _fail(where, "expected a mapping")
+    policy.check_node(node, where)
     _check_keys(node, _SERVICE_KEYS, where)
     if not node.get("image") and not node.get("build"):
         raise _fail(where, "needs an image (or a build)")
@@ -552,6 +554,7 @@ def translate(doc: Mapping[str, Any], *, base_dir: Path, gpu: bool = True, where
         if str(name).startswith("x-"):
             continue
         spec = _parse_service(str(name), node, f"{where}.services.{name}", base_dir, volumes, gpu)
+        policy.check_service(spec, f"{where}.services.{name}")
         if not spec.networks:
             networks.setdefault("default", NetworkSpec(key="default"))
             spec = replace(spec, networks=("default",))

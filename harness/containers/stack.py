@@ -23,6 +23,7 @@ import docker.types
 import requests.exceptions
 from docker.models.containers import Container
 
+from harness.containers import controller, policy
 from harness.containers.compose import LOOPBACK, ComposeProject, GpuRequest, HealthSpec, Publish, ServiceSpec
 from harness.containers.engine import (
     LABEL_KIT,
@@ -140,6 +141,8 @@ class Stack:
         ready_timeout_s: float = 180.0,
         handle_signals: bool = True,
         name: str | None = None,
+        sweep: str | None = None,
+        writable_models: bool = False,
     ) -> None:
         self.project = project
         self.client = client
@@ -150,6 +153,10 @@ class Stack:
         self.ready_timeout_s = ready_timeout_s
         self.handle_signals = handle_signals
         self.name = name or project_name(run_id)
+        self.sweep = sweep
+        """Key of the artifact folder this stack runs for (harness.containers.controller.sweep_key)."""
+        self.writable_models = writable_models
+        """Only the step that pulls into the shared model store mounts it read-write."""
         self._containers: dict[str, Container] = {}
         self._networks: dict[str, str] = {}
         self._previous_handlers: dict[int, _Handler] = {}
@@ -164,6 +171,7 @@ class Stack:
             LABEL_RUN_ID: self.run_id,
             LABEL_KIT_VERSION: self.kit_version,
             LABEL_PROJECT: self.name,
+            **controller.current().labels(self.sweep),
         }
         if service:
             out[LABEL_SERVICE] = service
@@ -258,7 +266,9 @@ class Stack:
         mounts = []
         for m in spec.mounts:
             source = self._volume_name(m.source) if m.kind == "volume" else m.source
-            mounts.append(docker.types.Mount(target=m.target, source=source, type=m.kind, read_only=m.read_only))
+            shared = m.kind == "volume" and self.project.volumes[m.source].external
+            read_only = m.read_only or (shared and not self.writable_models)
+            mounts.append(docker.types.Mount(target=m.target, source=source, type=m.kind, read_only=read_only))
         first_net = self._networks[spec.networks[0]]
         kwargs: dict[str, Any] = {
             "name": name,
@@ -293,6 +303,7 @@ class Stack:
             kwargs["tmpfs"] = dict(spec.tmpfs)
         if spec.gpus:
             kwargs["device_requests"] = [device_request(g) for g in spec.gpus]
+        kwargs.update(policy.runtime_limits(spec, kwargs["labels"]))
         if spec.init is not None:
             kwargs["init"] = spec.init
         if spec.stop_grace_period_s is not None:

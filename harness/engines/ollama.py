@@ -7,6 +7,7 @@ or HTTP failure becomes an :class:`OllamaError` that says what to do.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hashlib
 import json
@@ -165,12 +166,17 @@ class OllamaClient:
         self,
         base_url: str,
         *,
-        request_timeout_s: float = 600.0,
+        read_timeout_s: float = 600.0,
         connect_timeout_s: float = 10.0,
+        call_deadline_s: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """``read_timeout_s``: longest wait for the next bytes (httpx's read timeout: a stream that keeps coming
+        never trips it); ``connect_timeout_s``: the TCP connect; ``call_deadline_s``: one call in all, stream
+        included (None: no deadline)."""
         self.base_url = base_url.rstrip("/")
-        timeout = httpx.Timeout(request_timeout_s, connect=connect_timeout_s)
+        self.call_deadline_s = call_deadline_s
+        timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
         self._http = httpx.AsyncClient(
             base_url=self.base_url, timeout=timeout, transport=transport or _StampingTransport()
         )
@@ -238,9 +244,12 @@ class OllamaClient:
         called_ns = time.monotonic_ns()
         obs.start_ns = called_ns
         try:
-            async with self._http.stream(
-                "POST", endpoint, content=body, headers={"content-type": "application/json"}
-            ) as response:
+            async with (
+                asyncio.timeout(self.call_deadline_s),
+                self._http.stream(
+                    "POST", endpoint, content=body, headers={"content-type": "application/json"}
+                ) as response,
+            ):
                 if sent_ns:
                     obs.start_ns = sent_ns[0]
                 obs.http_status = response.status_code
@@ -266,6 +275,8 @@ class OllamaClient:
                     obs.error = "stream ended without a final chunk (done=true)"
         except httpx.TimeoutException as exc:
             obs.error = f"timed out ({type(exc).__name__})"
+        except TimeoutError:
+            obs.error = f"call deadline of {self.call_deadline_s:g} s exceeded"
         except httpx.TransportError as exc:
             obs.error = f"connection failed: {exc!r}"
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -466,7 +477,7 @@ async def server_facts(
     section as absent with that message); a model the server does not have is recorded field by field as absent.
     """
     async with OllamaClient(
-        base_url, request_timeout_s=timeout_s, connect_timeout_s=timeout_s, transport=transport
+        base_url, read_timeout_s=timeout_s, connect_timeout_s=timeout_s, transport=transport
     ) as client:
         version = await client.version()
         simulation = version.get("simulated")

@@ -31,7 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness import __version__
-from harness.artifacts import ArtifactDir, canonical_json, load_run_result, load_sweep
+from harness.artifacts import LOCK_FILE, ArtifactDir, canonical_json, load_run_result, load_sweep
 from harness.errors import ArtifactError, BadInputError, SchemaVersionError
 from harness.settings import Settings
 
@@ -144,7 +144,7 @@ def walk(root: Path) -> Iterator[Entry]:
         for name in [d for d in dirnames if (here / d).is_symlink()] + filenames:
             path = here / name
             rel = path.relative_to(root).as_posix()
-            if rel in (MANIFEST_NAME, f".{MANIFEST_NAME}.tmp"):
+            if rel in (MANIFEST_NAME, f".{MANIFEST_NAME}.tmp", LOCK_FILE):
                 continue
             entries.append(Entry(rel, path, path.is_file() and not path.is_symlink()))
     yield from sorted(entries, key=lambda e: e.name)

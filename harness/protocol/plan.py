@@ -13,7 +13,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
-from harness.protocol.spec import MULTI_SCENARIOS, Options, Spec
+from harness.errors import BadInputError
+from harness.protocol.spec import MAX_RUNS_PER_CONFIG, MULTI_SCENARIOS, Options, Spec
+
+MAX_PLAN_RUNS = 20_000
+"""The largest plan the kit expands: about a month of runs at two minutes each; larger is refused, not built."""
 
 PYTHON_RUNTIMES = frozenset({"asyncio"})
 """Runtimes the Python agents run on; every other runtime name is a Rust agent build."""
@@ -96,6 +100,7 @@ def expand(
     """Every run of the spec, in protocol order (or shuffled reproducibly with ``interleave_seed``)."""
     reps = runs_per_config or (spec.agent.runs if spec.agent else 1)
     configs = [c for c in spec.configs if config_ids is None or c.id in config_ids]
+    _check_size(spec, reps, len(configs), include_isolated)
     runs: list[Run] = []
     if spec.agent is None:
         for config in configs:
@@ -167,6 +172,25 @@ def expand(
                     for rep in range(1, reps + 1):
                         runs.append(_make(kind=kind, repetition=rep, agents=order, **common))
     return _ordered(spec.id, runs, interleave_seed)
+
+
+def _check_size(spec: Spec, reps: int, configs: int, include_isolated: bool) -> None:
+    """Refuse before building: a typo of ``runs`` must not hang the kit in expansion."""
+    if not 1 <= reps <= MAX_RUNS_PER_CONFIG:
+        raise BadInputError(
+            f"{reps} runs per config is out of range", hint=f"use 1 to {MAX_RUNS_PER_CONFIG} repetitions per config"
+        )
+    variants = 1
+    isolated = 0
+    if spec.agent is not None:
+        variants = len(spec.agent.languages or [spec.agent.language]) * len(spec.agent.runtimes)
+        isolated = 2 * spec.agent.isolated_baseline_runs if include_isolated else 0
+    bound = configs * variants * (reps + isolated)
+    if bound > MAX_PLAN_RUNS:
+        raise BadInputError(
+            f"{spec.id} would expand to up to {bound} runs, more than the kit's maximum of {MAX_PLAN_RUNS}",
+            hint="ask for fewer repetitions (--runs) or fewer configs (--configs)",
+        )
 
 
 def _ordered(report: str, runs: list[Run], seed: int | None) -> Plan:

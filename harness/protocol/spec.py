@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, Self, get_args
+from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -43,20 +43,27 @@ DEFAULT_ORDER: tuple[AgentRole, ...] = ("baseline", "chimera")
 Comparability = Literal["portable", "hardware_bound", "not_comparable"]
 
 
+MAX_RUNS_PER_CONFIG = 1000
+"""Repetitions per config a spec (or ``--runs``) may ask for: more is a typo, not a protocol."""
+MAX_DURATION_S = 86_400.0
+"""Any pause or cool-down a spec states is at most a day."""
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf and nan are valid TOML floats; no field of a spec can mean either.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Options(_Strict):
     """Ollama ``options`` an agent sends; only set fields go on the wire."""
 
-    num_gpu: int | None = Field(default=None, ge=0)
-    num_ctx: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0)
+    num_gpu: int | None = Field(default=None, ge=0, le=10_000)
+    num_ctx: int | None = Field(default=None, ge=1, le=1 << 24)
+    temperature: float | None = Field(default=None, ge=0, le=100)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    top_k: int | None = Field(default=None, ge=1)
-    repeat_penalty: float | None = Field(default=None, gt=0)
-    num_predict: int | None = None
+    top_k: int | None = Field(default=None, ge=1, le=1 << 20)
+    repeat_penalty: float | None = Field(default=None, gt=0, le=100)
+    num_predict: int | None = Field(default=None, ge=-2, le=1 << 24)
     seed: int | None = None
 
     def wire(self) -> dict[str, float | int] | None:
@@ -91,9 +98,9 @@ class Server(_Strict):
     """
 
     ollama_version: str
-    num_parallel: int = Field(default=1, ge=1)
+    num_parallel: int = Field(default=1, ge=1, le=1024)
     keep_alive: str = "5m"
-    context_length: int = Field(default=4096, ge=1)
+    context_length: int = Field(default=4096, ge=1, le=1 << 24)
     flash_attention: bool | None = Field(default=None, description="None: unset, the server decides per model")
     reasons: dict[str, str] = Field(default_factory=dict, description="setting → why it differs from the default")
 
@@ -133,7 +140,7 @@ class Server(_Strict):
 
 class Topology(_Strict):
     ollama: Literal["single", "dual"]
-    ports: list[int] = Field(min_length=1, max_length=2)
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(min_length=1, max_length=2)
     device_ids: list[str] | None = Field(
         default=None,
         min_length=1,
@@ -169,18 +176,21 @@ class Agent(_Strict):
     languages: list[Language] | None = Field(default=None, description="several: a language comparison")
     workflow: Workflow
     streaming: bool
-    runs: int = Field(ge=1, description="repetitions of every config")
+    runs: int = Field(ge=1, le=MAX_RUNS_PER_CONFIG, description="repetitions of every config")
     runtimes: list[Runtime] = Field(min_length=1)
     order: list[AgentRole] = Field(
         default_factory=lambda: list(DEFAULT_ORDER),
         description="single agent: the agents of one run, in order",
     )
-    cooldown_s: float = Field(default=0, ge=0, description="pause between the agents of one single-agent run")
-    pause_between_runs_s: float = Field(default=0, ge=0)
+    cooldown_s: float = Field(
+        default=0, ge=0, le=MAX_DURATION_S, description="pause between the agents of one single-agent run"
+    )
+    pause_between_runs_s: float = Field(default=0, ge=0, le=MAX_DURATION_S)
     unload_between_runs: bool = False
     isolated_baseline_runs: int = Field(
         default=2,
         ge=0,
+        le=MAX_RUNS_PER_CONFIG,
         description="multi-agent: isolated single-agent runs per config and side (true efficiency)",
     )
 

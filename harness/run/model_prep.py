@@ -137,10 +137,10 @@ async def prepare_model(
     policy: ModelPolicy,
     *,
     server_log: Callable[[], str] | None = None,
-    request_timeout_s: float = 3600.0,
+    read_timeout_s: float = 3600.0,
 ) -> PreparedModel:
     """Make ``model`` ready on the server at ``base_url`` under ``policy`` and describe it for provenance."""
-    async with OllamaClient(base_url, request_timeout_s=request_timeout_s) as client:
+    async with OllamaClient(base_url, read_timeout_s=read_timeout_s) as client:
         digest, pulled = await ensure_model(client, model, policy)
         runtime = await _probe(client, model, server_log)
     server = await server_facts(base_url, model)

@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import json
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -29,12 +30,15 @@ from harness.agents.runner import SingleAgent, Timeouts, run_multi, run_single
 from harness.agents.workflow import Workload
 from harness.artifacts import (
     ArtifactDir,
+    Attempt,
     ContainerStats,
     LostAttempt,
     ModelFacts,
     RunNode,
     RunResult,
     Sweep,
+    SweepSettings,
+    load_plan,
     load_sweep,
 )
 from harness.errors import BadInputError
@@ -44,6 +48,7 @@ from harness.protocol.flags import option_flags
 from harness.protocol.plan import PYTHON_RUNTIMES, Plan, Run
 from harness.protocol.spec import Spec
 from harness.records import AgentRunRecord, CallRecord, MultiRunRecord, parse_record
+from harness.run import sweep_identity
 from harness.run.model_prep import ModelPolicy, PreparedModel, prepare_model
 from harness.settings import OllamaServerSettings, Settings
 from harness.sim.config import SimConfig
@@ -66,6 +71,8 @@ class RunOutcome:
     node: RunNode | None = None
     """Where the run was made, when an executor spreads runs over machines."""
     lost_attempts: list[LostAttempt] = field(default_factory=list)
+    log_tail: dict[str, list[str]] = field(default_factory=dict)
+    """On failure: container → its last log lines (kept in the run's attempt history)."""
 
 
 class Executor(Protocol):
@@ -143,7 +150,7 @@ class LocalSimExecutor:
         )
         async with SimServer(config) as sim:
             return await prepare_model(
-                sim.base_url, spec.model.name, self.model_policy, server_log=sim.log.text, request_timeout_s=60.0
+                sim.base_url, spec.model.name, self.model_policy, server_log=sim.log.text, read_timeout_s=60.0
             )
 
     async def execute(self, run: Run, spec: Spec) -> RunOutcome:
@@ -242,7 +249,8 @@ def agent_command(
     agent = spec.agent
     timeouts = timeouts or Timeouts()
     common = ["--model", run.model, "--output-dir", "-", "--run-id", run.run_id]
-    common += ["--request-timeout-s", repr(timeouts.request_timeout_s)]
+    common += ["--read-timeout-s", repr(timeouts.read_timeout_s)]
+    common += ["--call-deadline-s", repr(timeouts.call_deadline_s)]
     common += ["--connect-timeout-s", repr(timeouts.connect_timeout_s)]
     common += ["--workflow", agent.workflow if agent else "single_call"]
     if agent is not None and not agent.streaming:
@@ -299,13 +307,16 @@ class DockerExecutor:
     backend: str = "sim"
     rust_image: str = ""
     ollama_image: str = ""
-    request_timeout_s: float = 600.0
+    read_timeout_s: float = 600.0
     connect_timeout_s: float = 10.0
+    call_deadline_s: float = 1800.0
     compose_dir: Path | None = None
     """Where the compose files are read from (a bundle's own); None: the kit's ``compose/``."""
     model_policy: ModelPolicy = field(default_factory=ModelPolicy)
     stack_prefix: str = ""
     """Put before every run's project name, so a cluster executor can find the stacks of one sweep or node."""
+    sweep: str | None = None
+    """Key of the artifact folder the stacks run for: labelled on each, so a resume can reap its own leftovers."""
     _live: list[Stack] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
@@ -330,9 +341,10 @@ class DockerExecutor:
             kit_version=__version__,
             seed=settings.sim_seed,
             time_scale=settings.time_scale if backend == "sim" else 1.0,
-            agent_timeout_s=settings.request_timeout_s * AGENT_TIMEOUT_REQUESTS,
-            request_timeout_s=settings.request_timeout_s,
+            agent_timeout_s=settings.call_deadline_s * AGENT_TIMEOUT_REQUESTS,
+            read_timeout_s=settings.read_timeout_s,
             connect_timeout_s=settings.connect_timeout_s,
+            call_deadline_s=settings.call_deadline_s,
             backend=backend,
             compose_dir=compose_dir,
         )
@@ -348,6 +360,12 @@ class DockerExecutor:
                 "a registry (or an image loaded from a bundle)",
                 hint="run `invoke images.lock` and `invoke build` on a host with registry access, or use --backend sim",
             )
+
+    def reap_own_leftovers(self) -> list[str]:
+        """Remove what a dead earlier controller of this sweep's folder left on the engine; returns the names."""
+        from harness.containers import leftovers
+
+        return leftovers.reap_sweep(self.client, self.sweep) if self.sweep else []
 
     def image_ids(self) -> dict[str, str]:
         from harness.containers import engine
@@ -407,6 +425,8 @@ class DockerExecutor:
             kit_version=self.kit_version,
             ready_timeout_s=self.ready_timeout_s,
             handle_signals=False,
+            sweep=self.sweep,
+            writable_models=True,
         ) as live:
             self._live.append(live)
             try:
@@ -416,7 +436,7 @@ class DockerExecutor:
                         spec.model.name,
                         self.model_policy,
                         server_log=lambda: live.logs("ollama"),
-                        request_timeout_s=PULL_TIMEOUT_S,
+                        read_timeout_s=PULL_TIMEOUT_S,
                     )
                 )
             finally:
@@ -457,6 +477,7 @@ class DockerExecutor:
             ready_timeout_s=self.ready_timeout_s,
             handle_signals=False,
             name=f"{self.stack_prefix}{engine.project_name(run.run_id)}" if self.stack_prefix else None,
+            sweep=self.sweep,
         ) as live:
             self._live.append(live)
             rust = run.language == "rust"
@@ -466,7 +487,7 @@ class DockerExecutor:
                     spec,
                     urls,
                     self.time_scale,
-                    timeouts=Timeouts(self.request_timeout_s, self.connect_timeout_s),
+                    timeouts=Timeouts(self.read_timeout_s, self.connect_timeout_s, self.call_deadline_s),
                 ),
                 image=self.rust_image if rust else None,
                 name=f"agent-{run.runtime}",
@@ -486,10 +507,38 @@ class DockerExecutor:
             outcome.error = f"agent container timed out after {self.agent_timeout_s:.0f} s"
         elif result.exit_code != 0:
             failed = [r.error for r in outcome.records if getattr(r, "error", None)]
-            outcome.error = "; ".join(str(f) for f in failed) or (
-                f"agent container exited {result.exit_code}: {result.stderr.strip()[-300:]}"
+            outcome.error = "; ".join(str(f) for f in failed) or agent_exit_cause(
+                result.exit_code, result.stderr, oom_killed=result.oom_killed
             )
+        if outcome.error:
+            outcome.log_tail = {"agent": tail_lines(result.stderr)} | {
+                service: tail_lines(outcome.extra_files[f"{service}.log"].decode("utf-8", "replace"))
+                for service in services
+            }
         return outcome
+
+
+LOG_TAIL_LINES = 20
+
+
+def tail_lines(text: str, lines: int = LOG_TAIL_LINES) -> list[str]:
+    """The last non-empty lines of a log, for a failed attempt's record."""
+    return [line for line in text.splitlines() if line.strip()][-lines:]
+
+
+def agent_exit_cause(exit_code: int | None, stderr: str, *, oom_killed: bool) -> str:
+    """Why an agent container ended badly, in words, even when it wrote nothing (a kill leaves no stderr)."""
+    last = tail_lines(stderr, 3)
+    said = f": {' | '.join(last)[-300:]}" if last else " and wrote nothing on stderr"
+    if oom_killed:
+        return f"agent container was killed by the kernel for exceeding its memory limit (exit {exit_code}){said}"
+    if exit_code is not None and exit_code > 128:
+        try:
+            name = signal.Signals(exit_code - 128).name
+        except ValueError:
+            name = f"signal {exit_code - 128}"
+        return f"agent container was killed by {name} (exit {exit_code}, from outside the kit){said}"
+    return f"agent container exited {exit_code}{said}"
 
 
 def _request_lines(server: SimServer, index: int) -> bytes:
@@ -513,28 +562,40 @@ def prepare(
     executor: Executor,
     command: list[str],
     model: Callable[[], ModelFacts] | None = None,
+    *,
+    settings: SweepSettings | None = None,
+    extend: bool = False,
 ) -> Sweep:
     """Write sweep.json, spec.toml and plan.json, or check that an existing sweep is the same one (resume).
 
     ``model`` prepares the model (a pull) and is called only once the folder is known to be usable, so bad
-    input costs no download; a resumed sweep must find the same model digest it started with.
+    input costs no download; a resumed sweep must find the same settings (harness.run.sweep_identity) and the
+    same model digest it started with. ``extend`` lets a resume grow the sweep, recorded in sweep.json.
     """
     spec_sha = hashlib.sha256(spec_bytes).hexdigest()
     images = executor.image_ids()
+    settings = settings or sweep_identity.settings_of(
+        executor="local" if not images else "docker",
+        backend=executor.backend,
+        sim_seed=getattr(executor, "seed", 0),
+        interleave_seed=None,
+        plan=plan,
+        include_isolated=any(r.kind == "isolated" for r in plan.runs),
+    )
+    requested = sweep_identity.Requested(
+        report=spec.id,
+        spec_sha256=spec_sha,
+        backend=executor.backend,
+        time_scale=executor.time_scale,
+        images=images,
+        settings=settings,
+    )
     if (out.root / "sweep.json").exists():
-        sweep = load_sweep(out.root)
-        if sweep.spec_sha256 != spec_sha or sweep.backend != executor.backend:
-            raise BadInputError(
-                f"{out.root} holds a sweep of another spec or backend (spec sha256 {sweep.spec_sha256[:12]}…)",
-                hint="pass a new --out folder, or restore the spec it was started with to resume",
-            )
-        changed = sorted(k for k in set(sweep.images) | set(images) if sweep.images.get(k) != images.get(k))
-        if changed:
-            raise BadInputError(
-                f"{out.root} was started with other images ({', '.join(changed)} changed since): resuming would "
-                "mix two environments in one sweep",
-                hint="pass a new --out folder, or restore the kit version it was started with to resume",
-            )
+        before = load_sweep(out.root)
+        recorded_plan = load_plan(out.root) if (out.root / "plan.json").exists() else None
+        sweep, grown = sweep_identity.resume(
+            str(out.root), before, recorded_plan, requested, plan, extend=extend, command=command
+        )
         facts = model() if model else None
         if facts is not None and sweep.model is not None and facts.digest != sweep.model.digest:
             raise BadInputError(
@@ -542,6 +603,9 @@ def prepare(
                 f"{facts.digest[:19]}…: resuming would mix two models in one sweep",
                 hint="pass a new --out folder",
             )
+        if grown:
+            out.write_plan(plan)
+            out.write_json("sweep.json", sweep)
         return sweep
     sweep = Sweep(
         artifact_id=out.root.name,
@@ -556,11 +620,12 @@ def prepare(
         planned_runs=len(plan.runs),
         images=images,
         model=model() if model else None,
+        settings=settings,
     )
     out.root.mkdir(parents=True, exist_ok=True)
     (out.root / "spec.toml").write_bytes(spec_bytes)
     out.write_plan(plan)
-    out.write_json("sweep.json", sweep)
+    out.write_json("sweep.json", sweep)  # last: a folder without it is one a crash stopped before it began
     return sweep
 
 
@@ -602,6 +667,7 @@ async def _one(
     out: ArtifactDir, spec: Spec, run: Run, executor: Executor, retries: int, nvml: Nvml | Absent | None
 ) -> RunResult:
     attempt = 0
+    history: list[Attempt] = []
     while True:
         attempt += 1
         started, t0 = _now(), time.monotonic()
@@ -616,17 +682,29 @@ async def _one(
             trace = sampler.stop() if sampler is not None else None
         if trace is not None:
             outcome.extra_files[TELEMETRY_FILE] = telemetry_json(trace)
+        ended = _now()
+        history.append(
+            Attempt(
+                number=attempt,
+                started_at=started,
+                ended_at=ended,
+                outcome="failed" if outcome.error else "ok",
+                cause=outcome.error,
+                log_tail=outcome.log_tail if outcome.error else {},
+            )
+        )
         result = RunResult(
             run=run,
             status="failed" if outcome.error else "ok",
             attempts=attempt,
             error=outcome.error,
             started_at=started,
-            ended_at=_now(),
+            ended_at=ended,
             duration_s=time.monotonic() - t0,
             containers=outcome.containers,
             node=outcome.node,
             lost_attempts=outcome.lost_attempts,
+            attempt_history=history,
         )
         if result.status == "ok" or attempt > retries:
             out.save_run(result, outcome.records, outcome.extra_files)

@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-import signal
+import shlex
 import sys
 import tempfile
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,7 +21,8 @@ from typing import Any, Literal
 
 from harness import __version__
 from harness.analysis.report import build_report
-from harness.artifacts import ArtifactDir, ModelFacts
+from harness.artifacts import ArtifactDir, ModelFacts, SweepSettings
+from harness.containers.compose import COMPOSE_DIR
 from harness.errors import BadInputError
 from harness.evidence.manifest import write_manifest
 from harness.evidence.provenance import collect, record_provenance
@@ -31,6 +31,8 @@ from harness.facts import Absent, absent
 from harness.progress import Progress
 from harness.protocol.plan import Plan, expand
 from harness.protocol.spec import Config, Spec, load_spec, spec_path
+from harness.run import bundle_compose
+from harness.run.destination import check_destination
 from harness.run.model_prep import ModelRequest
 from harness.run.orchestrator import (
     DockerExecutor,
@@ -43,7 +45,12 @@ from harness.run.orchestrator import (
     server_settings,
 )
 from harness.run.ray_executor import RayExecutor
+from harness.run.sweep_guard import guarded, sigterm_as_interrupt
+from harness.run.sweep_identity import settings_of
 from harness.settings import Settings
+
+KIT_ROOT = Path(__file__).resolve().parents[2]
+"""The kit's own tree (the repository, or site-packages when installed): no sweep writes into it."""
 
 ExecutorKind = Literal["docker", "local", "ray"]
 SIMULATED_NOTE = "SIMULATED: a rehearsal of the protocol against the simulated Ollama, not a measurement."
@@ -66,6 +73,8 @@ class SpecRequest:
     command: tuple[str, ...] = ()
     """The command line as typed (recorded in sweep.json, provenance and the manifest)."""
     model: ModelRequest = dataclasses.field(default_factory=ModelRequest)
+    extend: bool = False
+    """Grow the sweep already in ``out`` (more repetitions or configs) instead of refusing the difference."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,8 @@ class BundleRequest:
     out: Path | None = None
     command: tuple[str, ...] = ()
     model: ModelRequest = dataclasses.field(default_factory=ModelRequest)
+    accept_compose: bool = False
+    """Run the bundle's compose files even where they differ from this kit's (after the difference is shown)."""
 
 
 Request = SpecRequest | BundleRequest
@@ -99,10 +110,32 @@ class Outcome:
 def reproduce(
     request: Request, settings: Settings, progress: Progress, *, on_run: ProgressHook | None = None
 ) -> Outcome:
-    """Run a reproduction end to end; bad input raises before anything is built, pulled or written."""
-    if isinstance(request, BundleRequest):
-        return _from_bundle(request, settings, progress, on_run)
-    return _from_spec(request, settings, progress, on_run)
+    """Run a reproduction end to end; bad input raises before anything is built, pulled or written.
+
+    SIGTERM is raised like Ctrl-C throughout (model preparation included), so every stack is torn down.
+    """
+    with sigterm_as_interrupt():
+        if isinstance(request, BundleRequest):
+            return _from_bundle(request, settings, progress, on_run)
+        return _from_spec(request, settings, progress, on_run)
+
+
+def destination(given: Path | None, settings: Settings, default: Path) -> Path:
+    """``--out`` (or the default under HARNESS_ARTIFACTS_DIR) checked before anything runs or is written."""
+    if given is None:
+        check_destination(
+            settings.artifacts_dir,
+            what="HARNESS_ARTIFACTS_DIR",
+            kit_root=KIT_ROOT,
+            artifacts_dir=settings.artifacts_dir,
+            parent_only=True,
+        )
+    return check_destination(
+        given if given is not None else default,
+        what="--out" if given is not None else "HARNESS_ARTIFACTS_DIR",
+        kit_root=KIT_ROOT,
+        artifacts_dir=settings.artifacts_dir,
+    )
 
 
 # ----------------------------------------------------------------------------------------------- executors
@@ -170,7 +203,7 @@ def local_executor(spec: Spec, settings: Settings) -> LocalSimExecutor:
         ),
         seed=settings.sim_seed,
         time_scale=settings.time_scale,
-        timeouts=Timeouts(settings.request_timeout_s, settings.connect_timeout_s),
+        timeouts=Timeouts(settings.read_timeout_s, settings.connect_timeout_s, settings.call_deadline_s),
         sim_store=() if settings.sim_store == "empty" else None,
         sim_registry_reachable=settings.sim_registry == "reachable",
     )
@@ -194,8 +227,6 @@ def select_configs(configs: Sequence[Config], pattern: str | None) -> set[str] |
 
 
 def _from_spec(request: SpecRequest, settings: Settings, progress: Progress, on_run: ProgressHook | None) -> Outcome:
-    if request.runs is not None and request.runs < 1:
-        raise BadInputError("--runs must be at least 1")
     path = spec_path(settings.experiments_dir, request.report)
     spec = load_spec(path)
     spec.server.require_reasons(str(path))
@@ -208,6 +239,8 @@ def _from_spec(request: SpecRequest, settings: Settings, progress: Progress, on_
     )
     if request.across_hosts and request.executor != "ray":
         raise BadInputError("--across-hosts needs --executor ray", hint="add --executor ray, or drop --across-hosts")
+    guess = "sim" if request.executor == "local" or settings.backend == "auto" else settings.backend
+    out_root = destination(request.out, settings, settings.artifacts_dir / f"{spec.id}-{guess}")
     docker: DockerExecutor | None = None
     if request.executor in ("docker", "ray"):
         docker = docker_executor(settings, progress)
@@ -226,8 +259,29 @@ def _from_spec(request: SpecRequest, settings: Settings, progress: Progress, on_
         )
         executor = RayExecutor(docker=built, across_hosts=request.across_hosts) if request.executor == "ray" else built
     executor.check(plan)
-    out = ArtifactDir(request.out or settings.artifacts_dir / f"{spec.id}-{executor.backend}")
-    return _run_and_record(out, spec, path, plan, executor, settings, progress, on_run, list(request.command))
+    if request.out is None and guess != executor.backend:  # auto found a GPU: the default folder follows it
+        out_root = destination(None, settings, settings.artifacts_dir / f"{spec.id}-{executor.backend}")
+    identity = settings_of(
+        executor=request.executor,
+        backend=executor.backend,
+        sim_seed=settings.sim_seed,
+        interleave_seed=request.interleave_seed,
+        plan=plan,
+        include_isolated=request.include_isolated,
+    )
+    return _run_and_record(
+        ArtifactDir(out_root),
+        spec,
+        path,
+        plan,
+        executor,
+        settings,
+        progress,
+        on_run,
+        list(request.command),
+        identity=identity,
+        extend=request.extend,
+    )
 
 
 # ----------------------------------------------------------------------------------------------- bundle
@@ -241,6 +295,8 @@ def _from_bundle(
     from harness.containers import engine, images
     from harness.evidence import bundle
 
+    if request.out is not None:  # a bad --out costs no bundle read
+        destination(request.out, settings, request.out)
     verified = bundle.verify_bundle(request.bundle)
     index, ids = verified.index, verified.image_ids
     progress(f"bundle {request.bundle} verified: {len(index.members)} files, sha256 {verified.sha256}")
@@ -262,10 +318,12 @@ def _from_bundle(
     recorded = verified.statement.predicate.settings
     carried: dict[str, Any] = {
         k: recorded[k]
-        for k in ("sim_seed", "request_timeout_s", "connect_timeout_s", "retries_per_run")
+        for k in ("sim_seed", "read_timeout_s", "connect_timeout_s", "call_deadline_s", "retries_per_run")
         if k in recorded
     }
-    out = ArtifactDir(request.out or settings.artifacts_dir / f"{index.artifact_id}-rerun")
+    if "request_timeout_s" in recorded and "read_timeout_s" not in recorded:  # its name before 0.2: a read timeout
+        carried["read_timeout_s"] = recorded["request_timeout_s"]
+    out = ArtifactDir(destination(request.out, settings, settings.artifacts_dir / f"{index.artifact_id}-rerun"))
     with tempfile.TemporaryDirectory(prefix="cfk-bundle-") as tmp:
         to_load = bundle.missing_images(client, verified) if client is not None else []
         if to_load:
@@ -279,6 +337,9 @@ def _from_bundle(
         if client is not None:
             for note in bundle.restore_images(client, verified, unpacked.loaded_image_ids):
                 progress(note)
+        bundle_compose.check(
+            unpacked.compose_dir, COMPOSE_DIR, accept=request.accept_compose, show=progress, kit_version=__version__
+        )
         rerun = _bundle_settings(
             settings, backend=index.backend, time_scale=index.time_scale, experiments_dir=unpacked.experiments_dir
         ).model_copy(update=carried)
@@ -343,6 +404,52 @@ def _run_and_record(
     *,
     origin: dict[str, Any] | None = None,
     expected_model: ModelFacts | None = None,
+    identity: SweepSettings | None = None,
+    extend: bool = False,
+) -> Outcome:
+    """Lock the folder and reap this sweep's own leftovers for the whole of :func:`_record`."""
+    if isinstance(executor, DockerExecutor):
+        from harness.containers.controller import sweep_key
+
+        executor = dataclasses.replace(executor, sweep=sweep_key(out.root))
+    with guarded(
+        out.root,
+        command=shlex.join(["harness", *command]),
+        say=progress,
+        reap_own=getattr(executor, "reap_own_leftovers", None),
+    ):
+        return _record(
+            out,
+            spec,
+            spec_file,
+            plan,
+            executor,
+            settings,
+            progress,
+            on_run,
+            command,
+            origin=origin,
+            expected_model=expected_model,
+            identity=identity,
+            extend=extend,
+        )
+
+
+def _record(
+    out: ArtifactDir,
+    spec: Spec,
+    spec_file: Path,
+    plan: Plan,
+    executor: Executor,
+    settings: Settings,
+    progress: Progress,
+    on_run: ProgressHook | None,
+    command: list[str],
+    *,
+    origin: dict[str, Any] | None,
+    expected_model: ModelFacts | None,
+    identity: SweepSettings | None,
+    extend: bool,
 ) -> Outcome:
     """Prepare the folder and the model, record provenance, run what is left, then report and manifest (last)."""
     with nvml_session() as nvml:
@@ -359,7 +466,17 @@ def _run_and_record(
             return facts
 
         spec_bytes = spec_file.read_bytes()
-        prepare(out, spec, spec_bytes, plan, executor, ["harness", *command], model=pull_model)
+        prepare(
+            out,
+            spec,
+            spec_bytes,
+            plan,
+            executor,
+            ["harness", *command],
+            model=pull_model,
+            settings=identity,
+            extend=extend,
+        )
         model = prepared[0].facts
         if expected_model is not None and expected_model.digest != model.digest:
             progress(
@@ -417,9 +534,6 @@ def _sweep(
     nvml: Nvml | Absent,
 ) -> tuple[int, int]:
     """Run what is left of the sweep; returns (runs this time, of which failed)."""
-    if threading.current_thread() is threading.main_thread():
-        # SIGTERM is handled like Ctrl-C: the in-flight run's stack is torn down, completed runs stay on disk.
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
     results = asyncio.run(
         run_sweep(out, spec, plan, executor, retries=settings.retries_per_run, progress=on_run, nvml=nvml)
     )

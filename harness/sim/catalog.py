@@ -8,12 +8,15 @@ name but never equal a registry digest, so a simulated run can never be mistaken
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.atomic import write_text_atomic
 
 DIGEST_SOURCE = "chimeraforge-sim:<model name>"
 """The documented preimage of every synthetic digest."""
@@ -173,7 +176,8 @@ class ModelStore:
         now = time.time()
         self._memory[name] = now
         if self._dir is not None:
-            self._dir.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):
+                self._dir.mkdir(parents=True, exist_ok=True)
             body = {
                 "schema": _MANIFEST_SCHEMA,
                 "model": name,
@@ -182,9 +186,14 @@ class ModelStore:
                 "digest_source": DIGEST_SOURCE,
                 "pulled_at_unix_s": now,
             }
-            tmp = self._path(name).with_suffix(".tmp")
-            tmp.write_text(json.dumps(body, sort_keys=True) + "\n")
-            tmp.replace(self._path(name))
+            # A unique temporary name per write: two simulators pulling into one shared volume at once
+            # must not write through the same temporary file.
+            try:
+                write_text_atomic(self._path(name), json.dumps(body, sort_keys=True) + "\n", fsync=False)
+            except OSError:
+                # A store mounted read-only (every run but the preparation step): the model is known to this
+                # instance only, which is all a preload needs.
+                return
 
     def remove(self, name: str) -> bool:
         found = self._memory.pop(name, None) is not None

@@ -19,6 +19,8 @@ import time
 import uuid
 from pathlib import Path
 
+from harness.atomic import write_text_atomic
+
 
 class LocalDevice:
     """One instance's own GPU: only its own sequences share it."""
@@ -87,6 +89,10 @@ class SharedDevice(LocalDevice):
             self._heartbeat = None
         with contextlib.suppress(FileNotFoundError):
             self._path.unlink()
+        # The last instance of a group removes the group's folder: per-run groups on a shared model volume
+        # must not pile up (rmdir fails harmlessly while another instance still has its file there).
+        with contextlib.suppress(OSError):
+            self.directory.rmdir()
 
     def _changed(self) -> None:
         self._publish()
@@ -105,12 +111,9 @@ class SharedDevice(LocalDevice):
             "active": self.local_active,
             "heartbeat_monotonic_ns": time.monotonic_ns(),
         }
-        tmp = self._path.with_suffix(".tmp")
-        try:
-            tmp.write_text(json.dumps(body))
-            tmp.replace(self._path)
-        except OSError:
-            pass  # the directory vanished (another instance's cleanup of a test dir); next beat retries
+        # The directory may have vanished (another instance's cleanup of a test dir): the next beat retries.
+        with contextlib.suppress(OSError):
+            write_text_atomic(self._path, json.dumps(body), fsync=False)
 
     def _read_others(self) -> int:
         total = 0

@@ -69,6 +69,7 @@ def test_single_stack_translates() -> None:
         "OLLAMA_KEEP_ALIVE": "5m",
         "OLLAMA_CONTEXT_LENGTH": "4096",
         "OLLAMA_FLASH_ATTENTION": "",  # unset: the server decides per model (never forced by the kit)
+        "OLLAMA_NOPRUNE": "true",
     }
     assert [(p.host_ip, p.host_port, p.container_port) for p in ollama.ports] == [("127.0.0.1", 11434, 11434)]
     assert ollama.user == "10001:10001"
@@ -97,9 +98,12 @@ def test_sim_override_swaps_image_command_and_drops_gpu() -> None:
         assert svc.image == "chimeraforge/harness:test"
         assert svc.command == (
             "python", "-m", "harness.sim", "--host", "0.0.0.0", "--port", "11434",
-            "--seed", "1234", "--time-scale", "1", "--shared-device", "gpu0", "--preload", "gemma3:latest",
+            "--seed", "1234", "--time-scale", "1", "--shared-device", "gpu0", "--device-dir", "/work/sim-device",
+            "--preload", "gemma3:latest",
             "--gpu-id", "0",  # each server's GPU (topology device_ids), named in its load log lines
         )  # fmt: skip
+        assert svc.read_only and "/tmp" in svc.tmpfs  # a read-only root; the device files in a per-stack volume
+        assert {(m.source, m.target) for m in svc.mounts} == {("models", "/models"), ("simdevice", "/work")}
         assert svc.gpus == ()
         assert svc.environment["OLLAMA_KEEP_ALIVE"] == "5m"  # settings untouched by the override
         assert svc.healthcheck is not None and svc.healthcheck.test[0] == "CMD"
@@ -164,7 +168,7 @@ def test_non_loopback_ports_are_refused(port: object) -> None:
 
 
 def test_unknown_keys_are_named() -> None:
-    with pytest.raises(BadInputError, match=r"services\.s: privileged not supported"):
+    with pytest.raises(BadInputError, match=r"services\.s\.privileged: refused: privileged mode"):
         _translate("services: {s: {image: x, privileged: true}}")
     with pytest.raises(BadInputError, match="configs not supported"):
         _translate("services: {s: {image: x}}\nconfigs: {}")
@@ -182,16 +186,38 @@ def test_volumes_named_and_bind() -> None:
 services:
   s:
     image: x
-    volumes: ["data:/data:ro", "./here:/here", {type: tmpfs, target: /scratch}]
+    volumes: ["data:/data:ro", "/etc/localtime:/etc/localtime:ro", {type: tmpfs, target: /scratch}]
 volumes:
   data: {}
 """
     mounts = _translate(doc).services["s"].mounts  # type: ignore[attr-defined]
     assert [(m.kind, m.source, m.target, m.read_only) for m in mounts] == [
         ("volume", "data", "/data", True),
-        ("bind", "/base/here", "/here", False),
+        ("bind", "/etc/localtime", "/etc/localtime", True),
         ("tmpfs", "", "/scratch", False),
     ]
+
+
+@pytest.mark.parametrize(
+    ("service", "refused"),
+    [
+        ('{image: x, volumes: ["/:/host"]}', "bind mount of host path /"),
+        ('{image: x, volumes: ["./here:/here"]}', "bind mount of host path /base/here"),
+        ('{image: x, volumes: ["/etc/localtime:/etc/localtime"]}', "must be read-only"),
+        ('{image: x, user: "0:0"}', "is root"),
+        ("{image: x, user: root}", "is root"),
+        ("{image: x, cap_add: [SYS_ADMIN]}", "added capabilities"),
+        ("{image: x, privileged: true}", "privileged mode"),
+        ("{image: x, network_mode: host}", "host network namespace"),
+        ("{image: x, pid: host}", "host pid namespace"),
+        ("{image: x, ipc: host}", "host ipc namespace"),
+        ('{image: x, devices: ["/dev/sda:/dev/sda"]}', "host devices"),
+        ("{image: x, security_opt: [seccomp=unconfined]}", "switches confinement off"),
+    ],
+)
+def test_the_translator_refuses_what_would_reach_the_host(service: str, refused: str) -> None:
+    with pytest.raises(BadInputError, match=refused):
+        _translate(f"services: {{s: {service}}}")
 
 
 def test_undeclared_volume_and_network_are_refused() -> None:

@@ -55,7 +55,8 @@ def test_resume_refuses_a_folder_of_another_spec(tmp_path: Path, capsys: pytest.
     sweep["spec_sha256"] = "0" * 64
     (out / "sweep.json").write_text(json.dumps(sweep))
     assert main([*ARGS, "--out", str(out)]) == 2
-    assert "another spec or backend" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "other settings (spec sha256" in err and "or pass a new --out folder" in err
 
 
 def test_resume_refuses_a_folder_started_with_other_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -66,7 +67,7 @@ def test_resume_refuses_a_folder_started_with_other_images(tmp_path: Path, capsy
     sweep["images"] = {"harness": "sha256:" + "1" * 64}
     (out / "sweep.json").write_text(json.dumps(sweep))
     assert main([*ARGS, "--out", str(out)]) == 2
-    assert "other images (harness changed since)" in capsys.readouterr().err
+    assert "other settings (harness image" in capsys.readouterr().err
 
 
 def test_the_model_is_pulled_and_described_before_the_first_run(tmp_path: Path) -> None:

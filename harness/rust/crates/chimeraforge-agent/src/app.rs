@@ -153,7 +153,8 @@ fn timeouts(common: &Common) -> Result<Timeouts, AgentError> {
     };
     Ok(Timeouts {
         connect: seconds("--connect-timeout-s", common.connect_timeout_s)?,
-        read: seconds("--request-timeout-s", common.request_timeout_s)?,
+        read: seconds("--read-timeout-s", common.read_timeout_s)?,
+        deadline: seconds("--call-deadline-s", common.call_deadline_s)?,
     })
 }
 

@@ -89,9 +89,12 @@ pub struct Common {
     /// seconds to wait for a TCP connection (HARNESS_CONNECT_TIMEOUT_S)
     #[arg(long, default_value_t = 10.0)]
     pub connect_timeout_s: f64,
-    /// seconds one read of a response may wait for bytes (HARNESS_REQUEST_TIMEOUT_S)
+    /// per-read idle timeout: seconds one read of a response may wait for bytes (HARNESS_READ_TIMEOUT_S)
     #[arg(long, default_value_t = 600.0)]
-    pub request_timeout_s: f64,
+    pub read_timeout_s: f64,
+    /// whole-call deadline: seconds one call may take, its stream included (HARNESS_CALL_DEADLINE_S)
+    #[arg(long, default_value_t = 1800.0)]
+    pub call_deadline_s: f64,
 }
 
 /// The chimera agent's options (agent A in multi-agent hetero/homo).

@@ -388,12 +388,12 @@ fn a_stalled_stream_fails_after_the_read_timeout_on_every_runtime() {
         &[
             "--output-dir",
             dir.to_str().unwrap(),
-            "--request-timeout-s",
+            "--read-timeout-s",
             "0",
         ],
     );
     assert_eq!(bad.0, 2, "{}", bad.1);
-    assert!(bad.1.contains("--request-timeout-s must be a positive"));
+    assert!(bad.1.contains("--read-timeout-s must be a positive"));
 
     let (url, server) = stalling_server();
     for runtime in RUNTIMES {
@@ -409,7 +409,7 @@ fn a_stalled_stream_fails_after_the_read_timeout_on_every_runtime() {
                 "single_call",
                 "--runtime",
                 runtime,
-                "--request-timeout-s",
+                "--read-timeout-s",
                 "0.3",
                 "--output-dir",
                 dir.to_str().unwrap(),

@@ -36,6 +36,11 @@ pub trait Transport {
     /// The server URL as given, without a trailing slash (the records' `base_url`).
     fn base_url(&self) -> &str;
 
+    /// How long one call may take in all (connect, request, the whole response); None: no deadline.
+    fn call_deadline(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// POST `body` (`content-type: application/json`) to `path` under the base URL.
     async fn post(&self, path: &str, body: Vec<u8>) -> Result<(Head, Self::Lines), TransportError>;
 

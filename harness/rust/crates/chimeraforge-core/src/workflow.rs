@@ -136,9 +136,20 @@ async fn stream_body<L: LineSource>(
     lines: &mut L,
     obs: &mut CallObservation,
     parts: &mut String,
+    deadline: Option<std::time::Duration>,
 ) -> Result<(), TransportError> {
+    let limit_ns = deadline.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
     while let Some(line) = lines.next_line().await? {
         let now = line.arrival_ns;
+        if let (Some(limit), Some(d)) = (limit_ns, deadline) {
+            // Every transport bounds its waits by the deadline too; this names it for one that only bounds reads.
+            if now - obs.start_ns > limit {
+                return Err(TransportError::Timeout(format!(
+                    "call deadline of {} s exceeded",
+                    d.as_secs_f64()
+                )));
+            }
+        }
         if line.bytes.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -203,7 +214,7 @@ pub async fn observe<T: Transport>(transport: &T, body: Vec<u8>, stream: bool) -
             obs.error = Some(format!("HTTP {}: {}", head.status, error_text(&detail)));
             return Ok(());
         }
-        stream_body(&mut lines, &mut obs, &mut parts).await
+        stream_body(&mut lines, &mut obs, &mut parts, transport.call_deadline()).await
     }
     .await;
     if let Err(e) = result {
@@ -413,4 +424,79 @@ pub async fn run_agent<T: Transport>(
     };
     sink.emit(&Record::AgentRun(record.clone()));
     record
+}
+
+#[cfg(test)]
+mod deadline_tests {
+    use super::*;
+    use crate::transport::{Head, Line};
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    /// Lines stamped as if they arrived `gap` apart: no clock is waited on.
+    struct Stamped(VecDeque<Line>);
+
+    impl LineSource for Stamped {
+        async fn next_line(&mut self) -> Result<Option<Line>, TransportError> {
+            Ok(self.0.pop_front())
+        }
+    }
+
+    struct Dripping {
+        deadline: Option<Duration>,
+    }
+
+    impl Transport for Dripping {
+        type Lines = Stamped;
+
+        fn base_url(&self) -> &str {
+            "http://fake"
+        }
+
+        fn call_deadline(&self) -> Option<Duration> {
+            self.deadline
+        }
+
+        async fn post(
+            &self,
+            _path: &str,
+            _body: Vec<u8>,
+        ) -> Result<(Head, Stamped), TransportError> {
+            let start = monotonic_ns();
+            let chunk = br#"{"response":"x","done":false}"#.to_vec();
+            let lines = (1..=5)
+                .map(|i| Line {
+                    bytes: chunk.clone(),
+                    arrival_ns: start + i * 1_000_000_000,
+                })
+                .collect();
+            let head = Head {
+                status: 200,
+                simulated: true,
+            };
+            Ok((head, Stamped(lines)))
+        }
+    }
+
+    #[test]
+    fn a_stream_that_keeps_coming_is_ended_by_the_call_deadline() {
+        let cut = futures_lite::future::block_on(observe(
+            &Dripping {
+                deadline: Some(Duration::from_millis(2500)),
+            },
+            b"{}".to_vec(),
+            true,
+        ));
+        let error = cut.error.unwrap_or_default();
+        assert!(error.contains("call deadline of 2.5 s exceeded"), "{error}");
+        let whole = futures_lite::future::block_on(observe(
+            &Dripping { deadline: None },
+            b"{}".to_vec(),
+            true,
+        ));
+        assert_eq!(
+            whole.error.as_deref(),
+            Some("stream ended without a final chunk (done=true)")
+        );
+    }
 }

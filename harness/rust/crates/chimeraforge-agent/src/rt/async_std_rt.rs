@@ -24,6 +24,10 @@ impl Connector for AsyncStdConnector {
         self.0.read
     }
 
+    fn call_deadline(&self) -> std::time::Duration {
+        self.0.deadline
+    }
+
     fn sleep(duration: std::time::Duration) -> Sleep {
         Box::pin(async_std::task::sleep(duration))
     }

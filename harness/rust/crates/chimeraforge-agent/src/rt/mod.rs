@@ -20,12 +20,14 @@ pub mod smol_rt;
 #[cfg(feature = "tokio")]
 pub mod tokio_rt;
 
-/// How long a transport waits: to connect, and for each read of a response (httpx's semantics in the Python
-/// agent, whose defaults these are). The harness passes its HARNESS_* settings as flags.
+/// How long a transport waits: to connect, for each read of a response (the per-read idle timeout, httpx's
+/// read timeout in the Python agent), and for one call in all (the whole-call deadline). The defaults are the
+/// Python agent's; the harness passes its HARNESS_* settings as flags.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Timeouts {
     pub connect: std::time::Duration,
     pub read: std::time::Duration,
+    pub deadline: std::time::Duration,
 }
 
 impl Default for Timeouts {
@@ -33,6 +35,7 @@ impl Default for Timeouts {
         Timeouts {
             connect: std::time::Duration::from_secs(10),
             read: std::time::Duration::from_secs(600),
+            deadline: std::time::Duration::from_secs(1800),
         }
     }
 }

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chimeraforge_core::error::TransportError;
 use chimeraforge_core::http::{self, BodyLines, Endpoint};
@@ -20,6 +20,9 @@ pub trait Connector: Send + Sync + 'static {
 
     /// How long one read may wait for bytes (httpx's read timeout in the Python agent).
     fn read_timeout(&self) -> Duration;
+
+    /// How long one call may take in all, its response stream included.
+    fn call_deadline(&self) -> Duration;
 
     /// The runtime's timer: the read timeout is armed with it, so no other runtime's reactor is involved.
     fn sleep(duration: Duration) -> Sleep;
@@ -54,6 +57,10 @@ impl<C: Connector> Transport for NetTransport<C> {
         &self.endpoint.base_url
     }
 
+    fn call_deadline(&self) -> Option<Duration> {
+        Some(self.connector.call_deadline())
+    }
+
     async fn post(&self, path: &str, body: Vec<u8>) -> Result<(Head, Self::Lines), TransportError> {
         let stream = self.open().await?;
         http::post(stream, &self.endpoint, path, &body, self.min_batch).await
@@ -78,6 +85,7 @@ impl<C: Connector> NetTransport<C> {
         let stream = ReadTimeout {
             inner: stream,
             limit: self.connector.read_timeout(),
+            deadline: Instant::now() + self.connector.call_deadline(),
             timer: None,
         };
         Ok(stream)
@@ -85,10 +93,12 @@ impl<C: Connector> NetTransport<C> {
 }
 
 /// A stream whose reads fail with `TimedOut` after waiting `limit` for bytes; the timer restarts with every
-/// read that returns, so a long stream that keeps producing never times out (as httpx's read timeout).
+/// read that returns, so a long stream that keeps producing never trips it (as httpx's read timeout). No wait
+/// runs past `deadline`, the call's whole-call deadline: a stream that keeps producing still ends there.
 pub struct ReadTimeout<C: Connector> {
     inner: C::Stream,
     limit: Duration,
+    deadline: Instant,
     timer: Option<Sleep>,
 }
 
@@ -104,14 +114,20 @@ impl<C: Connector> AsyncRead for ReadTimeout<C> {
             return Poll::Ready(result);
         }
         let limit = this.limit;
-        let timer = this.timer.get_or_insert_with(|| C::sleep(limit));
+        let left = this.deadline.saturating_duration_since(Instant::now());
+        let by_deadline = left < limit;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| C::sleep(if by_deadline { left } else { limit }));
         match timer.as_mut().poll(cx) {
             Poll::Ready(()) => {
                 this.timer = None;
-                Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("no response bytes for {} s", limit.as_secs_f64()),
-                )))
+                let why = if Instant::now() >= this.deadline {
+                    "the call deadline passed".to_owned()
+                } else {
+                    format!("no response bytes for {} s", limit.as_secs_f64())
+                };
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, why)))
             }
             Poll::Pending => Poll::Pending,
         }

@@ -25,6 +25,10 @@ impl Connector for SmolConnector {
         self.0.read
     }
 
+    fn call_deadline(&self) -> std::time::Duration {
+        self.0.deadline
+    }
+
     fn sleep(duration: std::time::Duration) -> Sleep {
         Box::pin(async move {
             smol::Timer::after(duration).await;

@@ -19,6 +19,7 @@ type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Sen
 pub struct ReqwestTransport {
     client: reqwest::Client,
     base_url: String,
+    deadline: std::time::Duration,
 }
 
 impl ReqwestTransport {
@@ -26,11 +27,13 @@ impl ReqwestTransport {
         let client = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
             .read_timeout(timeouts.read)
+            .timeout(timeouts.deadline)
             .build()
             .map_err(|e| AgentError::Setup(format!("cannot build the HTTP client: {e}")))?;
         Ok(ReqwestTransport {
             client,
             base_url: base_url.trim_end_matches('/').to_owned(),
+            deadline: timeouts.deadline,
         })
     }
 }
@@ -91,6 +94,10 @@ impl Transport for ReqwestTransport {
 
     fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    fn call_deadline(&self) -> Option<std::time::Duration> {
+        Some(self.deadline)
     }
 
     async fn post(
