@@ -428,6 +428,12 @@ def _reproduce(args: argparse.Namespace, settings: Settings, command: list[str])
         outcome = reproduce(request, settings, say(console), on_run=bar)
     finally:
         bar.close()
+    print(
+        f"{outcome.completed_runs}/{outcome.planned_runs} runs complete in {outcome.out_dir} "
+        f"({outcome.runs_this_time} this time, {outcome.failures} failed)"
+    )
+    print(f"report: {outcome.report_markdown}")
+    print(f"manifest: {outcome.manifest}")
     return EXIT_OK if outcome.failures == 0 else EXIT_RUN_FAILURE
 
 

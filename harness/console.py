@@ -1,10 +1,12 @@
-"""How the CLI shows progress on a terminal: one line per pipeline step, one bar per sweep (rich, on stderr)."""
+"""How the CLI shows progress: one line per pipeline step, and per sweep either a live bar (a terminal) or one
+plain line per finished run (CI, logs, a pipe). Both go to stderr: stdout carries results and paths only."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from harness.progress import Progress
+from harness.run import eta
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -18,16 +20,39 @@ def say(console: Console) -> Progress:
     return lambda line: console.print(line, markup=False, highlight=False)
 
 
+def _label(run: Run) -> str:
+    return f"{run.kind} {run.config_id} {run.runtime} rep {run.repetition}"
+
+
 class RunBar:
-    """The sweep's progress bar (rich), started at the first run; counts the failures it is shown."""
+    """The sweep's progress: done/total, the ETA from the run times observed so far, the run just finished and
+    the failures. A live rich bar on a terminal; elsewhere one plain line per finished run."""
 
     def __init__(self, console: Console, title: str) -> None:
         self._console, self._title, self.failures = console, title, 0
+        self._observed_s: list[float] = []
         self._bar: Any = None
         self._task: Any = None
 
     def __call__(self, done: int, total: int, run: Run, result: RunResult | None) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+        if result is not None:
+            self._observed_s.append(result.duration_s)
+            self.failures += int(result.status == "failed")
+        left = eta.clock(eta.remaining_s(0.0, self._observed_s, total - done)) if self._observed_s else "estimating"
+        if not self._console.is_terminal:
+            if result is not None:
+                status = "ok" if result.status == "ok" else f"FAILED ({result.error or 'no cause recorded'})"
+                self._console.print(
+                    f"[{done}/{total}] {_label(run)}: {status} in {result.duration_s:.1f} s; "
+                    f"failures {self.failures}; ETA {left}",
+                    markup=False,
+                    highlight=False,
+                )
+            return
+        self._live(done, total, f"{_label(run)}  failures: {self.failures}  ETA {left}")
+
+    def _live(self, done: int, total: int, current: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as Bar
 
         if self._bar is None:
@@ -35,16 +60,14 @@ class RunBar:
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TimeRemainingColumn(),
+                TimeElapsedColumn(),
                 TextColumn("{task.fields[current]}"),
                 console=self._console,
                 transient=False,
             )
             self._bar.start()
-            self._task = self._bar.add_task(self._title, total=None, current="")
-        self.failures += int(result is not None and result.status == "failed")
-        label = f"{run.kind} {run.config_id} {run.runtime} rep {run.repetition}"
-        self._bar.update(self._task, completed=done, total=total, current=f"{label}  failures: {self.failures}")
+            self._task = self._bar.add_task(self._title, total=total, current="")
+        self._bar.update(self._task, completed=done, total=total, current=current)
 
     def close(self) -> None:
         if self._bar is not None:

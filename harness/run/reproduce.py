@@ -14,6 +14,7 @@ import re
 import shlex
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,7 +32,7 @@ from harness.facts import Absent, absent
 from harness.progress import Progress
 from harness.protocol.plan import Plan, expand
 from harness.protocol.spec import Config, Spec, load_spec, spec_path
-from harness.run import bundle_compose
+from harness.run import bundle_compose, eta
 from harness.run.destination import check_destination
 from harness.run.model_prep import ModelRequest
 from harness.run.orchestrator import (
@@ -209,6 +210,41 @@ def local_executor(spec: Spec, settings: Settings) -> LocalSimExecutor:
     )
 
 
+REHEARSAL_TIME_SCALE = 0.01
+"""The simulator's pace when the user names none: a full report's rehearsal in minutes, not hours. At this pace
+the fresh stack of each run, not the simulated calls, is most of a run's time (run/eta.py)."""
+
+
+def rehearsal_pace(settings: Settings, progress: Progress) -> Settings:
+    """The simulator runs at the time scale the user gave (flag or HARNESS_TIME_SCALE), else at the rehearsal
+    pace, said out loud: a rehearsal at real-time pace takes hours and measures nothing more."""
+    if "time_scale" in settings.model_fields_set:
+        return settings
+    progress(
+        f"time scale {REHEARSAL_TIME_SCALE:g}: the rehearsal pace, {1 / REHEARSAL_TIME_SCALE:g}× faster than real "
+        "time (--time-scale 1 for real-time pace)"
+    )
+    return settings.model_copy(update={"time_scale": REHEARSAL_TIME_SCALE})
+
+
+def planned(
+    plan: Plan, spec: Spec, *, executor: str, backend: str, time_scale: float, out: Path, progress: Progress
+) -> eta.Estimate:
+    """Say what is about to run before anything is built or run: the runs by kind, the pace, the ETA, the folder."""
+    done = frozenset(ArtifactDir(out).completed_run_ids()) if (out / "sweep.json").is_file() else frozenset()
+    kinds = Counter(r.kind for r in plan.runs)
+    est = eta.estimate(plan, spec, executor=executor, time_scale=time_scale, skip=done)
+    progress(
+        f"plan: {spec.id.upper()} {spec.version}, {len(plan.runs)} runs ({kinds['protocol']} protocol, "
+        f"{kinds['isolated']} isolated, {kinds['diagnostic']} diagnostic) on the {backend} backend, "
+        f"{executor} executor, time scale {time_scale:g}"
+    )
+    where = f"resuming {out}: {len(done)} of {len(plan.runs)} runs already complete" if done else f"new folder {out}"
+    progress(f"output: {where}")
+    progress(f"ETA about {eta.clock(est.total_s)} for the runs ({est.basis}), plus image builds on first use")
+    return est
+
+
 def select_configs(configs: Sequence[Config], pattern: str | None) -> set[str] | None:
     """Config ids matching ``pattern`` (``re.search``); None for every config. No match is bad input."""
     if pattern is None:
@@ -248,6 +284,18 @@ def _from_spec(request: SpecRequest, settings: Settings, progress: Progress, on_
         raise BadInputError("the local executor only runs the simulator", hint="use --executor docker")
     if docker is None or docker.backend == "sim":
         progress(SIMULATED_NOTE)
+        settings = rehearsal_pace(settings, progress)
+        if docker is not None:
+            docker = replace(docker, time_scale=settings.time_scale)
+    planned(
+        plan,
+        spec,
+        executor="local" if docker is None else "docker",
+        backend="sim" if docker is None else docker.backend,
+        time_scale=settings.time_scale if docker is None or docker.backend == "sim" else 1.0,
+        out=out_root,
+        progress=progress,
+    )
     policy = request.model.policy(spec, settings)
     executor: Executor
     if docker is None:
@@ -505,11 +553,9 @@ def _record(
             if cluster is not None:
                 cluster.finish()
     completed = len(out.completed_run_ids())
-    progress(f"{completed}/{len(plan.runs)} runs complete in {out.root} ({this_time} this time, {failures} failed)")
+    progress("writing the report and the manifest")
     report = build_report(out.root, spec)
-    progress(f"report: {report.markdown}")
     manifest = write_manifest(out.root, command=["harness", *command], settings=settings, origin=origin)
-    progress(f"manifest: {manifest}")
     return Outcome(
         out_dir=out.root,
         report_markdown=report.markdown,

@@ -111,3 +111,22 @@ def test_resume_refuses_another_environment(tmp_path: Path, capsys: pytest.Captu
     (out / "provenance.json").write_text(json.dumps(prov))
     assert main([*ARGS, "--out", str(out)]) == 2
     assert "another environment (kit.version changed since)" in capsys.readouterr().err
+
+
+def test_the_plan_is_said_first_and_the_rehearsal_pace_is_the_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "paced"
+    args = [a for a in ARGS if a not in ("--time-scale", "0.01")]  # no pace given: the rehearsal pace applies
+    assert main([*args, "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "time scale 0.01: the rehearsal pace" in captured.err
+    assert "plan: TR110 v1, 3 runs (1 protocol, 2 isolated, 0 diagnostic) on the sim backend" in captured.err
+    assert "ETA about" in captured.err and f"new folder {out}" in captured.err
+    assert captured.err.index("plan: TR110") < captured.err.index("preparing")  # before anything runs
+    # results and paths on stdout, diagnostics on stderr
+    assert captured.out.splitlines()[0].startswith(f"3/3 runs complete in {out}")
+    assert "report: " in captured.out and "manifest: " in captured.out and "report: " not in captured.err
+    assert load_sweep(out).time_scale == 0.01
+    assert main([*args, "--out", str(out)]) == 0
+    assert f"resuming {out}: 3 of 3 runs already complete" in capsys.readouterr().err
