@@ -464,7 +464,7 @@ def _run_and_record(
         out.root,
         command=shlex.join(["harness", *command]),
         say=progress,
-        reap_own=getattr(executor, "reap_own_leftovers", None),
+        reap_own=executor.reap_own_leftovers,
     ):
         return _record(
             out,
