@@ -476,6 +476,15 @@ mod deadline_tests {
             };
             Ok((head, Stamped(lines)))
         }
+
+        /// The deadline test never polls `/api/ps`: an empty body, should it ever be asked.
+        async fn get(&self, _path: &str) -> Result<(Head, Stamped), TransportError> {
+            let head = Head {
+                status: 200,
+                simulated: true,
+            };
+            Ok((head, Stamped(VecDeque::new())))
+        }
     }
 
     #[test]
