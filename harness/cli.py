@@ -69,11 +69,19 @@ def _images(args: argparse.Namespace) -> int:
     if args.verb == "clean":
         return _clean(client, args)
     if args.verb == "build":
-        images.build_all(client, kit_version=__version__, python_exe=sys.executable, progress=print)
+        images.build_all(
+            client,
+            kit_version=__version__,
+            python_exe=sys.executable,
+            install_debootstrap=args.install_debootstrap,
+            progress=print,
+        )
         return EXIT_OK
     pinned = pins.load_pins()
     if args.action == "base":
-        base = base_image.ensure_base_image(client, pinned, kit_version=__version__, progress=print)
+        base = base_image.ensure_base_image(
+            client, pinned, kit_version=__version__, install_debootstrap=args.install_debootstrap, progress=print
+        )
         print(f"{base.tag} {base.image_id} ({'built' if base.built else 'present'})")
         return EXIT_OK
     lock = pins.resolve_pins(pinned, client=client)

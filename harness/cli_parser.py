@@ -96,9 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true")
 
     verbs.add_parser("specs", help="validate every experiment spec and show its run counts")
-    verbs.add_parser("build", help="build the kit's images (offline Debian base when no registry answers)")
+    build = verbs.add_parser("build", help="build the kit's images (offline Debian base when no registry answers)")
     images = verbs.add_parser("images", help="image maintenance")
     images.add_argument("action", choices=("base", "lock"), help="base: bootstrap the Debian base; lock: pin digests")
+    for sub in (build, images):
+        sub.add_argument(
+            "--install-debootstrap",
+            action="store_true",
+            help="install debootstrap with apt-get when the offline base needs it (changes the host; root)",
+        )
     clean = verbs.add_parser(
         "clean", help="remove the stacks whose controlling kit process is gone (what a crash left behind)"
     )
