@@ -94,12 +94,12 @@ def test_tr110_on_three_nodes_survives_a_killed_worker_an_interrupt_and_resumes(
         while not (out / "runs" / retried / "run.json").exists():  # the lost run, made again on another node
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
             time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)  # handled like Ctrl-C
+        proc.send_signal(signal.SIGTERM)  # the sweep tears down and exits 143 (SIGTERM), as without Ray
         _, stderr = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, stderr.decode()[-3000:]
+    assert proc.returncode == 143, stderr.decode()[-3000:]
     assert _cluster_stacks(docker_client) == [], "the interrupted sweep left stacks behind"
     for run_id, body in before_kill.items():  # a completed run is never lost or rewritten
         assert (out / "runs" / run_id / "run.json").read_bytes() == body
