@@ -40,13 +40,14 @@ def cluster() -> Iterator[Any]:
         yield running
 
 
-def _cluster_stacks(client: docker.DockerClient) -> list[str]:
-    """Containers and networks of any cluster sweep (``cfkr-…`` projects) still on the engine."""
+def _cluster_stacks(client: docker.DockerClient, before: frozenset[str] = frozenset()) -> list[str]:
+    """Containers and networks of cluster sweeps (``cfkr-…`` projects) on the engine, less those that were there
+    ``before`` the test (another sweep on this engine, or an earlier run's, is not this test's to judge)."""
     label = {"label": f"{LABEL_KIT}=1"}
     items = [*client.containers.list(all=True, filters=label), *client.networks.list(filters=label)]
     names = {(i.attrs.get("Config") or {}).get("Labels", {}).get(LABEL_PROJECT, "") for i in items}
     names |= {(i.attrs.get("Labels") or {}).get(LABEL_PROJECT, "") for i in items}
-    return sorted(n for n in names if n and n.startswith(PROJECT_PREFIX))
+    return sorted(n for n in names if n and n.startswith(PROJECT_PREFIX) and n not in before)
 
 
 def _sweep(cluster: Any, args: list[str]) -> subprocess.Popen[bytes]:
@@ -82,6 +83,7 @@ def _wait_lost(out: Path, proc: subprocess.Popen[bytes], victim: str, timeout_s:
 def test_tr110_on_three_nodes_survives_a_killed_worker_an_interrupt_and_resumes(
     tmp_path: Path, cluster: Any, docker_client: docker.DockerClient, kit_images: KitImages
 ) -> None:
+    before = frozenset(_cluster_stacks(docker_client))
     out = tmp_path / "tr110-ray"
     args = [*SIM, "--report", "tr110", "--configs", "^00[1-3]$", "--out", str(out)]
     proc = _sweep(cluster, args)
@@ -100,7 +102,7 @@ def test_tr110_on_three_nodes_survives_a_killed_worker_an_interrupt_and_resumes(
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 143, stderr.decode()[-3000:]
-    assert _cluster_stacks(docker_client) == [], "the interrupted sweep left stacks behind"
+    assert _cluster_stacks(docker_client, before) == [], "the interrupted sweep left stacks behind"
     for run_id, body in before_kill.items():  # a completed run is never lost or rewritten
         assert (out / "runs" / run_id / "run.json").read_bytes() == body
     assert not list((out / "runs").glob(".*")), "no half-written run folder is left"
@@ -123,12 +125,13 @@ def test_tr110_on_three_nodes_survives_a_killed_worker_an_interrupt_and_resumes(
     assert nodes[victim]["status"] == "lost" and len(nodes) == 3
     assert main(["verify", str(out)]) == 0
     assert (out / "report" / "hosts.json").exists()
-    assert _cluster_stacks(docker_client) == []
+    assert _cluster_stacks(docker_client, before) == []
 
 
 def test_tr114_rust_agents_run_on_the_cluster(
     tmp_path: Path, cluster: Any, docker_client: docker.DockerClient, kit_images: KitImages
 ) -> None:
+    before = frozenset(_cluster_stacks(docker_client))
     out = tmp_path / "tr114-ray"
     args = [*SIM, "--report", "tr114", "--configs", "^00[12]$", "--no-isolated", "--out", str(out)]
     proc = _sweep(cluster, args)
@@ -138,7 +141,7 @@ def test_tr114_rust_agents_run_on_the_cluster(
     assert len(results) == 2 and all(r.status == "ok" and r.run.language == "rust" for r in results)
     assert all(r.node is not None for r in results)
     assert main(["verify", str(out)]) == 0
-    assert _cluster_stacks(docker_client) == []
+    assert _cluster_stacks(docker_client, before) == []
 
 
 def test_a_cluster_without_the_docker_resource_is_bad_input(tmp_path: Path, kit_images: KitImages) -> None:
