@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--corpus", type=Path, default=Path("experiments/corpus"))
         sub.add_argument("--workflow", choices=("two_call", "one_call", "single_call"), default="two_call")
         sub.add_argument("--no-stream", action="store_true", help="non-streaming calls (TR109)")
+        sub.add_argument(
+            "--engine", choices=("ollama", "llamacpp"), default="ollama", help="server API: Ollama or llama.cpp"
+        )
+        sub.add_argument("--max-tokens", type=int, default=None, help="explicit token budget of every call")
         sub.add_argument("--run-id", default=None, help="plan run id to stamp on every record")
         sub.add_argument("--connect-timeout-s", type=float, default=None, help="default: HARNESS_CONNECT_TIMEOUT_S")
         sub.add_argument("--request-timeout-s", type=float, default=None, help="default: HARNESS_REQUEST_TIMEOUT_S")
@@ -101,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     verbs.add_parser("specs", help="validate every experiment spec and show its run counts")
     verbs.add_parser("build", help="build the kit's images (offline Debian base when no registry answers)")
+    model = verbs.add_parser("model", help="test models")
+    model_actions = model.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    model_actions.add_parser("tiny", help="write the deterministic tiny GGUF test model into the cache")
     images = verbs.add_parser("images", help="image maintenance")
     images.add_argument("action", choices=("base", "lock"), help="base: bootstrap the Debian base; lock: pin digests")
     clean = verbs.add_parser("clean", help="remove containers, networks and run volumes a crash left behind")
@@ -122,7 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--bundle", type=Path, default=None, help="re-run a bundle's plan with its exact images (see `bundle`)"
     )
-    rep.add_argument("--backend", choices=("auto", "ollama", "sim"), default=None, help="default: HARNESS_BACKEND")
+    rep.add_argument(
+        "--backend", choices=("auto", "ollama", "sim", "llamacpp"), default=None, help="default: HARNESS_BACKEND"
+    )
+    rep.add_argument(
+        "--model-file", type=Path, default=None, help="llamacpp: GGUF weights to serve (default: the tiny test model)"
+    )
     rep.add_argument("--runs", type=int, default=None, help="repetitions per config (default: the spec's)")
     rep.add_argument("--configs", default=None, help="regular expression over config ids")
     rep.add_argument("--time-scale", type=float, default=None, help="simulator: multiply every delay")
@@ -189,6 +201,8 @@ def _run_agent(args: argparse.Namespace, settings: Settings) -> int:
         streaming=not args.no_stream,
         prompts_dir=args.prompts,
         corpus_dir=args.corpus,
+        engine=args.engine,
+        max_tokens=args.max_tokens,
     )
     timeouts = Timeouts(settings.request_timeout_s, settings.connect_timeout_s)
     if args.output_dir == "-":
@@ -310,7 +324,12 @@ def _images(args: argparse.Namespace) -> int:
         )
         return EXIT_RUN_FAILURE if report.failed else EXIT_OK
     if args.verb == "build":
-        images.build_all(client, kit_version=__version__, python_exe=sys.executable, progress=print)
+        from harness.containers.llamacpp_image import build_llamacpp_image
+
+        built = images.build_all(client, kit_version=__version__, python_exe=sys.executable, progress=print)
+        result, server = build_llamacpp_image(client, base_tag=built.base.tag, kit_version=__version__, progress=print)
+        took = f"compiled in {server.build_s:.0f} s" if server.built_now else f"cached, {server.elapsed_s:.1f} s"
+        print(f"{result.tag} (llama-server {server.llama_cpp_commit}, {took})")
         return EXIT_OK
     pinned = pins.load_pins()
     if args.action == "base":
@@ -320,6 +339,15 @@ def _images(args: argparse.Namespace) -> int:
     lock = pins.resolve_pins(pinned, client=client)
     for name, locked in lock.images.items():
         print(f"{name}: {locked}")
+    return EXIT_OK
+
+
+def _model(args: argparse.Namespace) -> int:
+    from harness.engines.tiny_model import file_sha256
+    from harness.run.llamacpp import ensure_tiny_model
+
+    path = ensure_tiny_model(progress=print)
+    print(f"{path} sha256 {file_sha256(path)} ({path.stat().st_size} bytes)")
     return EXIT_OK
 
 
@@ -592,7 +620,7 @@ def _bundle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_SETTING_FLAGS = ("backend", "time_scale", "request_timeout_s", "connect_timeout_s")
+_SETTING_FLAGS = ("backend", "time_scale", "request_timeout_s", "connect_timeout_s", "model_file")
 """Command-line flags that override a setting of the same name (Settings is built once, in :func:`main`)."""
 
 
@@ -612,6 +640,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _analyze(args, settings)
         if args.verb == "report":
             return _report(args)
+        if args.verb == "model":
+            return _model(args)
         if args.verb in ("build", "images", "clean"):
             return _images(args)
         if args.verb == "specs":

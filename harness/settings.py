@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from harness.errors import SettingsError
 
-Backend = Literal["auto", "ollama", "sim"]
+Backend = Literal["auto", "ollama", "sim", "llamacpp"]
 
 
 class Settings(BaseSettings):
@@ -24,7 +24,12 @@ class Settings(BaseSettings):
 
     experiments_dir: Path = Field(default=Path("experiments"), description="where trNNN.toml specs live")
     artifacts_dir: Path = Field(default=Path("artifacts"), description="where run outputs are written")
-    backend: Backend = Field(default="auto", description="auto: Ollama when Docker sees an NVIDIA GPU, else sim")
+    backend: Backend = Field(
+        default="auto", description="auto: Ollama when Docker sees an NVIDIA GPU, else sim; llamacpp: llama.cpp"
+    )
+    model_file: Path | None = Field(
+        default=None, description="llamacpp: the GGUF weights to serve (default: the kit's tiny test model)"
+    )
     time_scale: float = Field(default=1.0, gt=0, description="simulator only: multiply every delay by this")
     sim_seed: int = Field(default=1234, description="simulator seed; the same seed gives the same tokens")
     request_timeout_s: float = Field(default=600.0, gt=0, description="per Ollama request, whole stream")

@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.agents.workflow import Identity, RecordSink, Workload, process_start_monotonic_ns, run_agent
+from harness.agents.workflow import (
+    Identity,
+    RecordSink,
+    Workload,
+    make_client,
+    process_start_monotonic_ns,
+    run_agent,
+)
 from harness.engines.ollama import OllamaClient
 from harness.records import AgentRunRecord, MultiRunRecord
 
@@ -47,8 +54,11 @@ async def run_single(
 ) -> list[AgentRunRecord]:
     process_start = process_start_monotonic_ns()
     out: list[AgentRunRecord] = []
-    async with OllamaClient(
-        base_url, request_timeout_s=timeouts.request_timeout_s, connect_timeout_s=timeouts.connect_timeout_s
+    async with make_client(
+        workload.engine,
+        base_url,
+        request_timeout_s=timeouts.request_timeout_s,
+        connect_timeout_s=timeouts.connect_timeout_s,
     ) as client:
         for index in range(1, runs + 1):
             if index > 1 and pause_s:
@@ -87,8 +97,11 @@ async def run_multi(
     process_start = process_start_monotonic_ns()
 
     def client(url: str) -> OllamaClient:
-        return OllamaClient(
-            url, request_timeout_s=timeouts.request_timeout_s, connect_timeout_s=timeouts.connect_timeout_s
+        return make_client(
+            workload.engine,
+            url,
+            request_timeout_s=timeouts.request_timeout_s,
+            connect_timeout_s=timeouts.connect_timeout_s,
         )
 
     async with client(collector_url) as a, client(insight_url) as b:

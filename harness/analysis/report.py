@@ -25,6 +25,7 @@ import pandas as pd
 
 from harness.analysis import checks, plots, stats
 from harness.analysis import frames as analysis
+from harness.analysis.engine import engine_note
 from harness.errors import ArtifactError, BadInputError
 from harness.protocol.spec import Spec, load_spec
 from harness.schemas import REPORT_SCHEMA_VERSION
@@ -79,6 +80,11 @@ def build_report(
     source = f"artifact folder `{artifact_dir.name}`"
     if kit.sweep is not None:
         source += f" (backend {kit.sweep.backend}, kit {kit.sweep.kit_version}, {kit.sweep.planned_runs} planned runs)"
+        note = engine_note(kit.sweep.backend)
+        if note is not None:
+            warnings.insert(0, note)
+            source += f". {note}"
+            gpu = None  # another engine: absolute GPU claims are not judged
     return _render(
         kit.frame,
         spec,

@@ -158,6 +158,60 @@ pub fn request_body(
     Ok(out.into_bytes())
 }
 
+/// Sampling keys of a `/v1/completions` body, in wire order (`harness.engines.llamacpp.SAMPLING_ORDER`).
+pub const SAMPLING_ORDER: [&str; 5] = ["temperature", "top_p", "top_k", "repeat_penalty", "seed"];
+
+/// The bytes of a llama.cpp `/v1/completions` body, identical to Python's
+/// `harness.engines.llamacpp.completion_body`: `model, prompt, max_tokens, stream`, then the sampling
+/// options; `num_ctx`/`num_gpu` are server-start settings there and stay out of the body.
+pub fn completion_body(
+    model: &str,
+    prompt: &str,
+    stream: bool,
+    options: Option<&Options>,
+) -> Result<Vec<u8>, AgentError> {
+    let empty = Options::new();
+    let options = options.unwrap_or(&empty);
+    let mut unknown: Vec<&str> = options
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !OPTION_ORDER.contains(k))
+        .collect();
+    if !unknown.is_empty() {
+        unknown.sort_unstable();
+        return Err(AgentError::UnsupportedOption(unknown.join(", ")));
+    }
+    let mut out = String::with_capacity(96 + prompt.len());
+    out.push_str("{\"model\":");
+    push_json_str(&mut out, model);
+    out.push_str(",\"prompt\":");
+    push_json_str(&mut out, prompt);
+    match options.get("num_predict") {
+        Some(OptionValue::Int(n)) if *n >= 0 => {
+            let _ = write!(out, ",\"max_tokens\":{n}");
+        }
+        Some(OptionValue::Float(n)) if *n >= 0.0 => {
+            let _ = write!(out, ",\"max_tokens\":{}", *n as i64);
+        }
+        _ => {}
+    }
+    out.push_str(if stream {
+        ",\"stream\":true"
+    } else {
+        ",\"stream\":false"
+    });
+    for key in SAMPLING_ORDER {
+        if let Some(value) = options.get(key) {
+            out.push(',');
+            push_json_str(&mut out, key);
+            out.push(':');
+            value.write_json(&mut out);
+        }
+    }
+    out.push('}');
+    Ok(out.into_bytes())
+}
+
 /// Lowercase hex sha256 of some bytes.
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};

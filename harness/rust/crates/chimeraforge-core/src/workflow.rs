@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::body::{request_body, sha256_hex, Options};
+use crate::body::{completion_body, request_body, sha256_hex, OptionValue, Options};
 use crate::clock::{monotonic_ns, peak_rss_bytes, unix_ns};
 use crate::corpus::{corpus_sha256, describe, read_corpus, render, summarize, CorpusFile};
 use crate::error::{AgentError, TransportError};
@@ -16,6 +16,33 @@ use crate::records::{
 use crate::transport::{read_all, LineSource, Transport};
 
 pub const GENERATE: &str = "/api/generate";
+pub const COMPLETIONS: &str = "/v1/completions";
+
+/// The server API an agent speaks (`harness.agents.workflow.Engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// Ollama's `/api/generate`, NDJSON stream
+    #[default]
+    Ollama,
+    /// llama.cpp's OpenAI-compatible `/v1/completions`, SSE stream with the engine's `timings`
+    LlamaCpp,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Ollama => "ollama",
+            Engine::LlamaCpp => "llamacpp",
+        }
+    }
+
+    pub fn path(self) -> &'static str {
+        match self {
+            Engine::Ollama => GENERATE,
+            Engine::LlamaCpp => COMPLETIONS,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workflow {
@@ -34,6 +61,9 @@ pub struct Workload {
     pub report_template: String,
     pub single_prompt: String,
     pub corpus_dir: Option<PathBuf>,
+    pub engine: Engine,
+    /// Explicit per-call token budget (sent as `num_predict` / `max_tokens`).
+    pub max_tokens: Option<i64>,
 }
 
 impl Workload {
@@ -70,7 +100,52 @@ impl Workload {
             report_template,
             single_prompt,
             corpus_dir: corpus_dir.map(Path::to_path_buf),
+            engine: Engine::Ollama,
+            max_tokens: None,
         })
+    }
+
+    /// The same workload against another engine, with an explicit token budget.
+    pub fn with_engine(
+        mut self,
+        engine: Engine,
+        max_tokens: Option<i64>,
+    ) -> Result<Workload, AgentError> {
+        if let Some(n) = max_tokens.filter(|n| *n < 1) {
+            return Err(AgentError::Setup(format!(
+                "token budget {n} is not positive (pass --max-tokens 1 or more)"
+            )));
+        }
+        self.engine = engine;
+        self.max_tokens = max_tokens;
+        Ok(self)
+    }
+
+    /// The options a call sends: the run's token budget as `num_predict`, if any.
+    pub fn sent_options(&self, options: Option<&Options>) -> Option<Options> {
+        match self.max_tokens {
+            None => options.cloned(),
+            Some(n) => {
+                let mut out = options.cloned().unwrap_or_default();
+                out.insert("num_predict".into(), OptionValue::Int(n));
+                Some(out)
+            }
+        }
+    }
+
+    /// The exact request bytes of one call for this workload's engine.
+    pub fn body(&self, prompt: &str, options: Option<&Options>) -> Result<Vec<u8>, AgentError> {
+        let sent = self.sent_options(options);
+        match self.engine {
+            Engine::Ollama => request_body(
+                &self.model,
+                Some(prompt),
+                self.streaming,
+                sent.as_ref(),
+                None,
+            ),
+            Engine::LlamaCpp => completion_body(&self.model, prompt, self.streaming, sent.as_ref()),
+        }
     }
 }
 
@@ -130,6 +205,106 @@ fn error_text(detail: &str) -> String {
     }
 }
 
+/// Engine milliseconds to ns, rounded half up (`harness.engines.llamacpp.ms_to_ns`).
+pub fn ms_to_ns(ms: f64) -> i64 {
+    (ms * 1_000_000.0 + 0.5).floor() as i64
+}
+
+/// llama.cpp's last chunk in the record's terms (Ollama's names), as `final_from_timings` in Python.
+fn final_from_timings(
+    timings: &serde_json::Map<String, Value>,
+    finish_reason: Option<&str>,
+) -> serde_json::Map<String, Value> {
+    let num = |k: &str| timings.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+    let (prompt_ms, predicted_ms) = (num("prompt_ms"), num("predicted_ms"));
+    let mut out = serde_json::Map::new();
+    out.insert("done".into(), Value::Bool(true));
+    out.insert(
+        "done_reason".into(),
+        finish_reason.map_or(Value::Null, |r| Value::String(r.into())),
+    );
+    out.insert("prompt_eval_count".into(), (num("prompt_n") as i64).into());
+    out.insert("prompt_eval_duration".into(), ms_to_ns(prompt_ms).into());
+    out.insert("eval_count".into(), (num("predicted_n") as i64).into());
+    out.insert("eval_duration".into(), ms_to_ns(predicted_ms).into());
+    out.insert(
+        "total_duration".into(),
+        ms_to_ns(prompt_ms + predicted_ms).into(),
+    );
+    out
+}
+
+/// The payload of one SSE line: `None` for comments, other fields, blank lines and `[DONE]`.
+fn sse_payload(bytes: &[u8]) -> Option<&[u8]> {
+    let line = bytes.trim_ascii();
+    let data = match line.strip_prefix(b"data:") {
+        Some(rest) => rest.trim_ascii(),
+        None if line.starts_with(b"{") => line,
+        None => return None,
+    };
+    (!data.is_empty() && data != b"[DONE]").then_some(data)
+}
+
+async fn stream_sse<L: LineSource>(
+    lines: &mut L,
+    obs: &mut CallObservation,
+    parts: &mut String,
+) -> Result<(), TransportError> {
+    let mut finish: Option<String> = None;
+    while let Some(line) = lines.next_line().await? {
+        let now = line.arrival_ns;
+        let Some(data) = sse_payload(&line.bytes) else {
+            continue;
+        };
+        let chunk = match serde_json::from_slice::<Value>(data) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => {
+                obs.error = Some("malformed chunk: not a JSON object".into());
+                return Ok(());
+            }
+            Err(e) => {
+                obs.error = Some(format!("malformed chunk: {e}"));
+                return Ok(());
+            }
+        };
+        if let Some(err) = chunk.get("error") {
+            let msg = err.get("message").unwrap_or(err);
+            let msg = msg.as_str().map_or_else(|| msg.to_string(), str::to_owned);
+            obs.error = Some(format!("server error mid-stream: {msg}"));
+            return Ok(());
+        }
+        let choice = chunk
+            .get("choices")
+            .and_then(Value::as_array)
+            .and_then(|c| c.first());
+        if let Some(text) = choice
+            .and_then(|c| c.get("text"))
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
+            if obs.first_chunk_ns.is_none() {
+                obs.first_chunk_ns = Some(now);
+            }
+            obs.chunk_offsets_ns.push(now - obs.start_ns);
+            parts.push_str(text);
+        }
+        let reason = choice
+            .and_then(|c| c.get("finish_reason"))
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty());
+        if let Some(r) = reason {
+            finish = Some(r.to_owned());
+        }
+        if let (Some(Value::Object(timings)), Some(_)) = (chunk.get("timings"), reason) {
+            obs.final_chunk = Some(final_from_timings(timings, finish.as_deref()));
+        }
+    }
+    if obs.final_chunk.is_none() {
+        obs.error = Some("stream ended without a final chunk (done=true)".into());
+    }
+    Ok(())
+}
+
 async fn stream_body<L: LineSource>(
     lines: &mut L,
     obs: &mut CallObservation,
@@ -184,8 +359,18 @@ async fn stream_body<L: LineSource>(
 
 /// POST one generate body and observe it; failures are recorded on the observation, never returned.
 pub async fn observe<T: Transport>(transport: &T, body: Vec<u8>, stream: bool) -> CallObservation {
+    observe_engine(transport, Engine::Ollama, body, stream).await
+}
+
+/// [`observe`] against either engine's API.
+pub async fn observe_engine<T: Transport>(
+    transport: &T,
+    engine: Engine,
+    body: Vec<u8>,
+    stream: bool,
+) -> CallObservation {
     let mut obs = CallObservation {
-        endpoint: GENERATE.into(),
+        endpoint: engine.path().into(),
         request_sha256: sha256_hex(&body),
         start_unix_ns: unix_ns(),
         ..CallObservation::default()
@@ -193,7 +378,7 @@ pub async fn observe<T: Transport>(transport: &T, body: Vec<u8>, stream: bool) -
     let mut parts = String::new();
     obs.start_ns = monotonic_ns();
     let result = async {
-        let (head, mut lines) = transport.post(GENERATE, body).await?;
+        let (head, mut lines) = transport.post(engine.path(), body).await?;
         obs.http_status = Some(head.status);
         obs.simulated = head.simulated;
         if head.status != 200 {
@@ -201,7 +386,10 @@ pub async fn observe<T: Transport>(transport: &T, body: Vec<u8>, stream: bool) -
             obs.error = Some(format!("HTTP {}: {}", head.status, error_text(&detail)));
             return Ok(());
         }
-        stream_body(&mut lines, &mut obs, &mut parts).await
+        match engine {
+            Engine::Ollama => stream_body(&mut lines, &mut obs, &mut parts).await,
+            Engine::LlamaCpp => stream_sse(&mut lines, &mut obs, &mut parts).await,
+        }
     }
     .await;
     if let Err(e) = result {
@@ -236,8 +424,9 @@ fn call_record(
     base_url: &str,
     model: &str,
     options: Option<&Options>,
-    streaming: bool,
+    workload: &Workload,
 ) -> CallRecord {
+    let streaming = workload.streaming;
     let fin = &obs.final_chunk;
     CallRecord {
         schema_version: RECORD_SCHEMA_VERSION,
@@ -276,6 +465,8 @@ fn call_record(
         eval_count: int_field(fin, "eval_count"),
         eval_duration_ns: int_field(fin, "eval_duration"),
         server_simulated: obs.simulated,
+        engine: workload.engine.as_str().into(),
+        max_tokens: workload.max_tokens,
     }
 }
 
@@ -339,13 +530,7 @@ pub async fn run_agent<T: Transport>(
                 render(template, &with_analysis)
             }
         };
-        let body = match request_body(
-            &workload.model,
-            Some(&prompt),
-            workload.streaming,
-            options,
-            None,
-        ) {
+        let body = match workload.body(&prompt, options) {
             Ok(b) => b,
             Err(e) => {
                 error = Some(format!("{} call failed: {e}", stage.as_str()));
@@ -356,7 +541,7 @@ pub async fn run_agent<T: Transport>(
         if first_request_ns.is_none() {
             first_request_ns = Some(monotonic_ns());
         }
-        let obs = observe(transport, body, workload.streaming).await;
+        let obs = observe_engine(transport, workload.engine, body, workload.streaming).await;
         let took = Some(obs.end_ns - obs.start_ns);
         match stage {
             Stage::Report => report_ns = took,
@@ -371,7 +556,7 @@ pub async fn run_agent<T: Transport>(
             transport.base_url(),
             &workload.model,
             options,
-            workload.streaming,
+            workload,
         )));
         if let Some(e) = &obs.error {
             calls_failed += 1;
