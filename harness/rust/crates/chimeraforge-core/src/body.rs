@@ -253,6 +253,25 @@ mod tests {
     }
 
     #[test]
+    fn completion_body_is_byte_identical_to_python() {
+        // The same literal is asserted by tests/unit/test_llamacpp.py against Python's completion_body.
+        let mut o = Options::new();
+        o.insert("seed".into(), OptionValue::Int(7));
+        o.insert("num_gpu".into(), OptionValue::Int(80));
+        o.insert("top_k".into(), OptionValue::Int(40));
+        o.insert("num_ctx".into(), OptionValue::Int(512));
+        o.insert("temperature".into(), OptionValue::Float(0.8));
+        o.insert("top_p".into(), OptionValue::Float(0.9));
+        o.insert("num_predict".into(), OptionValue::Int(321));
+        let body = completion_body("tiny", "Hi \"there\"\n\u{e9}", true, Some(&o)).unwrap();
+        let want = "{\"model\":\"tiny\",\"prompt\":\"Hi \\\"there\\\"\\n\u{e9}\",\"max_tokens\":321,\"stream\":true,\
+                    \"temperature\":0.8,\"top_p\":0.9,\"top_k\":40,\"seed\":7}";
+        assert_eq!(String::from_utf8(body).unwrap(), want);
+        let plain = completion_body("m", "p", false, None).unwrap();
+        assert_eq!(plain, br#"{"model":"m","prompt":"p","stream":false}"#);
+    }
+
+    #[test]
     fn options_omitted_when_empty_and_unknown_refused() {
         let body = request_body("m", Some("p"), true, Some(&Options::new()), None).unwrap();
         assert_eq!(body, br#"{"model":"m","prompt":"p","stream":true}"#);

@@ -597,3 +597,30 @@ pub async fn run_agent<T: Transport>(
     sink.emit(&Record::AgentRun(record.clone()));
     record
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_lines_and_timings() {
+        assert_eq!(sse_payload(b"data: {\"a\":1}"), Some(&b"{\"a\":1}"[..]));
+        assert_eq!(sse_payload(b"data: [DONE]"), None);
+        assert_eq!(sse_payload(b": keep-alive"), None);
+        assert_eq!(sse_payload(b"event: x"), None);
+        assert_eq!(
+            sse_payload(b"{\"whole\":true}"),
+            Some(&b"{\"whole\":true}"[..])
+        );
+        let timings: serde_json::Map<String, Value> = serde_json::from_str(
+            r#"{"prompt_n":12,"prompt_ms":3.25,"predicted_n":3,"predicted_ms":1.5000004}"#,
+        )
+        .unwrap();
+        let fin = final_from_timings(&timings, Some("length"));
+        assert_eq!(fin["eval_count"], 3);
+        assert_eq!(fin["eval_duration"], 1_500_000);
+        assert_eq!(fin["prompt_eval_duration"], 3_250_000);
+        assert_eq!(fin["done_reason"], "length");
+        assert_eq!(ms_to_ns(0.0000005), 1);
+    }
+}
