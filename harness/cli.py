@@ -6,54 +6,27 @@ Exit codes: 0 ok, 1 run failures, 2 bad input (nothing started, nothing written)
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import NoReturn
 
 from harness import __version__
+from harness.agents.command import add_agent_verb, run_agent
+from harness.console import RunBar, say
 from harness.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILURE, BadInputError, HarnessError
-from harness.progress import Progress
 from harness.settings import Settings, load_settings
-
-OPTION_FLAGS = ("num-gpu", "num-ctx", "temperature", "top-p", "top-k", "repeat-penalty")
-_INT_OPTIONS = {"num_gpu", "num_ctx", "top_k"}
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse exits with 2 on bad usage already; make its message start with ``Error:`` like ours."""
 
-    def error(self, message: str) -> Any:
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         sys.stderr.write(f"Error: {message}\n")
         raise SystemExit(EXIT_BAD_INPUT)
-
-
-def _add_option_flags(parser: argparse.ArgumentParser, prefix: str, what: str) -> None:
-    for flag in OPTION_FLAGS:
-        kind: Callable[[str], Any] = int if flag.replace("-", "_") in _INT_OPTIONS else float
-        parser.add_argument(f"--{prefix}-{flag}", type=kind, default=None, help=f"{what}: Ollama option {flag}")
-
-
-def _options(args: argparse.Namespace, prefix: str) -> dict[str, float | int] | None:
-    out: dict[str, float | int] = {}
-    for flag in OPTION_FLAGS:
-        value = getattr(args, f"{prefix}_{flag.replace('-', '_')}")
-        if value is not None:
-            out[flag.replace("-", "_")] = value
-    return out or None
-
-
-def _scenario(value: str) -> str:
-    name = value.replace("-", "_")
-    allowed = ("baseline_vs_chimera", "chimera_hetero", "chimera_homo")
-    if name not in allowed:
-        raise argparse.ArgumentTypeError(f"unknown scenario {value!r}; allowed: {', '.join(allowed)}")
-    return name
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,41 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"chimeraforge-kit {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
 
-    agent = verbs.add_parser("agent", help="run a Python agent directly against given Ollama URLs (no Docker)")
-    kinds = agent.add_subparsers(dest="agent_kind", required=True, parser_class=_Parser)
-    for sub in (
-        kinds.add_parser("single", help="baseline and/or chimera agent against one server"),
-        kinds.add_parser("multi", help="collector and insight agents concurrently"),
-    ):
-        sub.add_argument("--model", default="gemma3:latest")
-        sub.add_argument("--output-dir", required=True, help="records.jsonl is appended here; '-' writes to stdout")
-        sub.add_argument("--prompts", type=Path, default=Path("experiments/prompts"))
-        sub.add_argument("--corpus", type=Path, default=Path("experiments/corpus"))
-        sub.add_argument("--workflow", choices=("two_call", "one_call", "single_call"), default="two_call")
-        sub.add_argument("--no-stream", action="store_true", help="non-streaming calls (TR109)")
-        sub.add_argument(
-            "--engine", choices=("ollama", "llamacpp"), default="ollama", help="server API: Ollama or llama.cpp"
-        )
-        sub.add_argument("--max-tokens", type=int, default=None, help="explicit token budget of every call")
-        sub.add_argument("--run-id", default=None, help="plan run id to stamp on every record")
-        sub.add_argument("--connect-timeout-s", type=float, default=None, help="default: HARNESS_CONNECT_TIMEOUT_S")
-        sub.add_argument("--request-timeout-s", type=float, default=None, help="default: HARNESS_REQUEST_TIMEOUT_S")
-        _add_option_flags(sub, "chimera", "chimera agent (A in multi-agent hetero/homo)")
-    single, multi = kinds.choices["single"], kinds.choices["multi"]
-    single.add_argument("--base-url", default="http://127.0.0.1:11434")
-    single.add_argument(
-        "--agents",
-        default="baseline,chimera",
-        help="roles in order, e.g. chimera,baseline; every role but baseline sends the --chimera-* options",
-    )
-    single.add_argument("--runs", type=int, default=1)
-    single.add_argument("--pause-s", type=float, default=2.0, help="pause between runs (the originals: 2 s)")
-    single.add_argument("--cooldown-s", type=float, default=0.0, help="pause between the agents of one run")
-    single.add_argument("--unload-between-runs", action="store_true")
-    multi.add_argument("--collector-ollama-url", default="http://127.0.0.1:11434")
-    multi.add_argument("--insight-ollama-url", default="http://127.0.0.1:11435")
-    multi.add_argument("--scenario", type=_scenario, default="baseline_vs_chimera")
-    _add_option_flags(multi, "chimera2", "insight agent B in chimera-hetero")
+    add_agent_verb(verbs)
 
     plan = verbs.add_parser("plan", help="print the runs a report expands to")
     plan.add_argument("--report", required=True)
@@ -190,90 +129,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_agent(args: argparse.Namespace, settings: Settings) -> int:
-    from harness.agents.runner import SingleAgent, Timeouts, run_multi, run_single
-    from harness.agents.workflow import Workload
-    from harness.records import dump_record
-
-    workload = Workload.load(
-        model=args.model,
-        workflow=args.workflow,
-        streaming=not args.no_stream,
-        prompts_dir=args.prompts,
-        corpus_dir=args.corpus,
-        engine=args.engine,
-        max_tokens=args.max_tokens,
-    )
-    timeouts = Timeouts(settings.request_timeout_s, settings.connect_timeout_s)
-    if args.output_dir == "-":
-        out_ctx: Any = contextlib.nullcontext(sys.stdout)
-    else:
-        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
-        out_ctx = (Path(args.output_dir) / "records.jsonl").open("a", encoding="utf-8")
-    with out_ctx as out:
-
-        def sink(record: Any) -> None:
-            out.write(dump_record(record) + "\n")
-            out.flush()
-
-        if args.agent_kind == "single":
-            roles = [r.strip() for r in args.agents.split(",") if r.strip()]
-            bad = [r for r in roles if r not in ("baseline", "chimera", "collector", "insight")]
-            if bad or not roles:
-                raise BadInputError(
-                    f"--agents: unknown role(s) {bad or roles}",
-                    hint="use baseline and/or chimera (or collector/insight)",
-                )
-            chimera = _options(args, "chimera")
-            agents = [SingleAgent(role=r, options=chimera if r != "baseline" else None) for r in roles]
-            records = asyncio.run(
-                run_single(
-                    args.base_url,
-                    workload,
-                    agents,
-                    runs=args.runs,
-                    pause_s=args.pause_s,
-                    cooldown_s=args.cooldown_s,
-                    unload_between_runs=args.unload_between_runs,
-                    run_id=args.run_id,
-                    sink=sink,
-                    timeouts=timeouts,
-                )
-            )
-            return EXIT_OK if all(r.ok for r in records) else EXIT_RUN_FAILURE
-        a, b = _multi_options(args)
-        multi = asyncio.run(
-            run_multi(
-                args.collector_ollama_url,
-                args.insight_ollama_url,
-                workload,
-                args.scenario,
-                a,
-                b,
-                run_id=args.run_id,
-                sink=sink,
-                timeouts=timeouts,
-            )
-        )
-        return EXIT_OK if multi.ok else EXIT_RUN_FAILURE
-
-
-def _multi_options(
-    args: argparse.Namespace,
-) -> tuple[dict[str, float | int] | None, dict[str, float | int] | None]:
-    """Scenario mapping of REPORTS.md: bvc A sends nothing; homo both the chimera options; hetero B its own."""
-    chimera, chimera2 = _options(args, "chimera"), _options(args, "chimera2")
-    if chimera is None:
-        raise BadInputError(f"--scenario {args.scenario} needs chimera options", hint="pass --chimera-num-gpu etc.")
-    if args.scenario == "baseline_vs_chimera":
-        return None, chimera
-    if args.scenario == "chimera_homo":
-        return chimera, chimera
-    if chimera2 is None:
-        raise BadInputError("chimera_hetero needs the insight agent's options", hint="pass --chimera2-num-gpu etc.")
-    return chimera, chimera2
-
-
 def _plan(args: argparse.Namespace, settings: Settings) -> int:
     from harness.protocol.plan import expand
     from harness.protocol.spec import load_spec, spec_path
@@ -286,7 +141,7 @@ def _plan(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(plan.model_dump(mode="json"), indent=2))
         return EXIT_OK
     for run in plan.runs:
-        options = " | ".join(json.dumps(a.options, sort_keys=True) for a in run.agents)
+        options = " | ".join(json.dumps(a.wire_options(), sort_keys=True) for a in run.agents)
         print(f"{run.run_id}  {run.kind:<10} {run.config_id:<40} {run.runtime:<16} rep {run.repetition}  {options}")
     counts = {k: len(plan.of_kind(k)) for k in ("protocol", "isolated", "diagnostic")}
     print(f"{len(plan.runs)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
@@ -449,86 +304,31 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     return diagnosis.exit_code
 
 
-MANUAL_RUN_ID = "by-hand"
-"""Run-id label of stacks started by ``stack up``: ``stack down`` removes them, runs never touch them."""
-
-
 def _stack(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
 
-    from harness.containers import engine, pins, stack
-    from harness.run.reproduce import docker_executor, with_images
+    from harness.run.by_hand import stack_down, stack_up
     from harness.settings import load_server_settings
 
     if args.action == "down":
-        report = engine.reap(engine.connect(), run_id=MANUAL_RUN_ID, project=args.name, volumes=True)
+        report = stack_down(args.name)
         print(f"removed {len(report.containers)} container(s), {len(report.networks)} network(s)")
         return EXIT_RUN_FAILURE if report.failed else EXIT_OK
     for port in (args.port, args.port2):
         if not 1 <= port <= 65535:
             raise BadInputError(f"port {port} is out of range", hint="pick a port between 1 and 65535")
-    say = _say(Console(stderr=True))
-    executor = with_images(docker_executor(settings, say), say, rust=False)
-    executor.require_server_image()
-    model = args.model or pins.load_pins().model
-    project = executor.project(
+    up = stack_up(
+        settings,
         load_server_settings(),
         topology=args.topology,
-        model=model,
-        sim_seed=settings.sim_seed,
-        device_group="by-hand",
-        ports={"OLLAMA_PORT": str(args.port), "OLLAMA2_PORT": str(args.port2)},
+        model=args.model,
+        ports=(args.port, args.port2),
+        progress=say(Console(stderr=True)),
     )
-    live = stack.Stack(
-        project,
-        client=executor.client,
-        run_id=MANUAL_RUN_ID,
-        kit_version=__version__,
-        publish="as_written",
-    )
-    live.up()  # stays up after this process exits: `stack down` (or `clean`) removes it
-    for service in ("ollama", "ollama2")[: 1 + (args.topology == "dual")]:
-        print(f"{service}: {live.url(service)}")
-    print(f"stack {live.name} is up ({executor.backend}); remove it with `invoke stack.down`")
+    for service, url in up.urls.items():
+        print(f"{service}: {url}")
+    print(f"stack {up.name} is up ({up.backend}); remove it with `invoke stack.down`")
     return EXIT_OK
-
-
-def _say(console: Any) -> Progress:
-    """Progress lines on stderr, printed as they are (paths and names are not markup)."""
-    return lambda line: console.print(line, markup=False, highlight=False)
-
-
-class _RunBar:
-    """The sweep's progress bar (rich), started at the first run; counts the failures it is shown."""
-
-    def __init__(self, console: Any, title: str) -> None:
-        self._console, self._title, self.failures = console, title, 0
-        self._bar: Any = None
-        self._task: Any = None
-
-    def __call__(self, done: int, total: int, run: Any, result: Any) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-        from rich.progress import Progress as Bar
-
-        if self._bar is None:
-            self._bar = Bar(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[current]}"),
-                console=self._console,
-                transient=False,
-            )
-            self._bar.start()
-            self._task = self._bar.add_task(self._title, total=None, current="")
-        self.failures += int(result is not None and result.status == "failed")
-        label = f"{run.kind} {run.config_id} {run.runtime} rep {run.repetition}"
-        self._bar.update(self._task, completed=done, total=total, current=f"{label}  failures: {self.failures}")
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 _BUNDLE_FIXES = {
@@ -572,9 +372,9 @@ def _reproduce(args: argparse.Namespace, settings: Settings, command: list[str])
             command=tuple(command),
         )
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    bar = _RunBar(console, f"{args.report or 'bundle'} runs")
+    bar = RunBar(console, f"{args.report or 'bundle'} runs")
     try:
-        outcome = reproduce(request, settings, _say(console), on_run=bar)
+        outcome = reproduce(request, settings, say(console), on_run=bar)
     finally:
         bar.close()
     return EXIT_OK if outcome.failures == 0 else EXIT_RUN_FAILURE
@@ -624,39 +424,36 @@ _SETTING_FLAGS = ("backend", "time_scale", "request_timeout_s", "connect_timeout
 """Command-line flags that override a setting of the same name (Settings is built once, in :func:`main`)."""
 
 
+_VERBS: dict[str, Callable[[argparse.Namespace, Settings, list[str]], int]] = {
+    "agent": lambda args, settings, _: run_agent(args, settings),
+    "plan": lambda args, settings, _: _plan(args, settings),
+    "stack": lambda args, settings, _: _stack(args, settings),
+    "reproduce": _reproduce,
+    "analyze": lambda args, settings, _: _analyze(args, settings),
+    "report": lambda args, _settings, _: _report(args),
+    "build": lambda args, _settings, _: _images(args),
+    "model": lambda args, _settings, _: _model(args),
+    "images": lambda args, _settings, _: _images(args),
+    "clean": lambda args, _settings, _: _images(args),
+    "specs": lambda _args, settings, _: _specs(settings),
+    "corpus": lambda args, _settings, _: _corpus(args),
+    "doctor": lambda args, settings, _: _doctor(args, settings),
+    "verify": lambda args, _settings, _: _verify(args),
+    "bundle": lambda args, _settings, _: _bundle(args),
+    "bench": lambda args, _settings, command: _bench(args, ["python", "-m", "harness", *command]),
+}
+"""One function per verb: (parsed arguments, the Settings built once, the command line as typed) → exit code."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    command = list(argv) if argv is not None else sys.argv[1:]
     try:
         settings = load_settings(**{name: getattr(args, name, None) for name in _SETTING_FLAGS})
-        if args.verb == "agent":
-            return _run_agent(args, settings)
-        if args.verb == "plan":
-            return _plan(args, settings)
-        if args.verb == "stack":
-            return _stack(args, settings)
-        if args.verb == "reproduce":
-            return _reproduce(args, settings, list(argv) if argv is not None else sys.argv[1:])
-        if args.verb == "analyze":
-            return _analyze(args, settings)
-        if args.verb == "report":
-            return _report(args)
-        if args.verb == "model":
-            return _model(args)
-        if args.verb in ("build", "images", "clean"):
-            return _images(args)
-        if args.verb == "specs":
-            return _specs(settings)
-        if args.verb == "corpus":
-            return _corpus(args)
-        if args.verb == "doctor":
-            return _doctor(args, settings)
-        if args.verb == "verify":
-            return _verify(args)
-        if args.verb == "bundle":
-            return _bundle(args)
-        if args.verb == "bench":
-            return _bench(args, ["python", "-m", "harness", *(list(argv) if argv is not None else sys.argv[1:])])
-        raise BadInputError(f"unknown verb {args.verb}")
+        verb = _VERBS.get(args.verb)
+        if verb is None:
+            raise BadInputError(f"unknown verb {args.verb}")
+        return verb(args, settings, command)
     except HarnessError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code

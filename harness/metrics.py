@@ -1,9 +1,10 @@
 """Derived figures from raw records: pure functions, no I/O.
 
 Two families live here. The per-call and per-agent figures (TTFT, server- and client-side throughput) follow
-REPORTS.md's definitions. The multi-agent figures come twice: the originals' formula (sum of the agents'
-in-run durations over the concurrent wall time, halved), kept under its original name so published numbers
-can be recomputed, and a true parallel efficiency against isolated single-agent runs of the same config.
+the originals' definitions (docs/analysis.md lists them). The multi-agent figures come twice: the originals'
+formula (sum of the agents' in-run durations over the concurrent wall time, halved), kept under its original
+name so published numbers can be recomputed, and a true parallel efficiency against isolated single-agent runs
+of the same config.
 """
 
 from __future__ import annotations

@@ -594,8 +594,8 @@ def load_artifacts(root: Path, spec: Spec | None = None) -> KitData:
         if result.status != "ok":
             failed.append(run.run_id)
         simulated = sim_backend or any(isinstance(r, CallRecord) and r.server_simulated for r in records)
-        a_opts = _options_of(run.agents[0].options) if run.agents else (math.nan,) * 3
-        b_opts = _options_of(run.agents[1].options) if len(run.agents) > 1 else a_opts
+        a_opts = _options_of(run.agents[0].wire_options()) if run.agents else (math.nan,) * 3
+        b_opts = _options_of(run.agents[1].wire_options()) if len(run.agents) > 1 else a_opts
         label = _pair_label(_opts_label(*a_opts), _opts_label(*b_opts))
         ident = {
             "origin": "kit",

@@ -13,12 +13,11 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import yaml
 
 from harness.errors import BadInputError
-from harness.settings import OllamaServerSettings
 
 COMPOSE_DIR = Path(__file__).resolve().parents[2] / "compose"
 MODEL_VOLUME = "chimeraforge-models"
@@ -597,8 +596,25 @@ def compose_files(topology: Topology, backend: Backend, compose_dir: Path = COMP
     return files
 
 
+class ServerKnobs(Protocol):
+    """The Ollama server knobs a stack is started with (``harness.settings.OllamaServerSettings`` has them):
+    values, so this module never reads settings itself."""
+
+    @property
+    def num_parallel(self) -> int: ...
+
+    @property
+    def keep_alive(self) -> str: ...
+
+    @property
+    def context_length(self) -> int: ...
+
+    @property
+    def flash_attention(self) -> bool: ...
+
+
 def stack_variables(
-    server: OllamaServerSettings,
+    server: ServerKnobs,
     *,
     harness_image: str,
     ollama_image: str | None = None,

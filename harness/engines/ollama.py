@@ -22,19 +22,12 @@ from pydantic import BaseModel, ConfigDict
 
 from harness.errors import OllamaError
 from harness.facts import Absent, absent
+from harness.protocol.flags import OPTION_NAMES
 
 SIMULATED_HEADER = "x-chimeraforge-simulated"
-OPTION_ORDER = (
-    "num_gpu",
-    "num_ctx",
-    "temperature",
-    "top_p",
-    "top_k",
-    "repeat_penalty",
-    "num_predict",
-    "seed",
-)
-"""Key order of ``options`` on the wire; the Rust agent uses the same order, so bodies match byte for byte."""
+OPTION_ORDER = OPTION_NAMES
+"""Key order of ``options`` on the wire: the spec's ``Options`` fields; the Rust agent uses the same order (a test
+checks it), so bodies match byte for byte."""
 
 
 def request_body(

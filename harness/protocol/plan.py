@@ -11,7 +11,7 @@ import json
 import random
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from harness.protocol.spec import MULTI_SCENARIOS, Options, Spec
 
@@ -29,7 +29,16 @@ class AgentPlan(BaseModel):
 
     role: Literal["baseline", "chimera", "collector", "insight", "inference"]
     server_index: int = Field(ge=0, le=1)
-    options: dict[str, float | int] | None
+    options: Options | None
+    """Typed as the spec wrote it; serialized (plan.json, the run id) as sent on the wire: set fields only."""
+
+    @field_serializer("options")
+    def _wire_form(self, options: Options | None) -> dict[str, float | int] | None:
+        return options.wire() if options is not None else None
+
+    def wire_options(self) -> dict[str, float | int] | None:
+        """The options object this agent sends (None: it sends none, e.g. the baseline agent)."""
+        return self.options.wire() if self.options is not None else None
 
 
 class Run(BaseModel):
@@ -59,10 +68,6 @@ def _run_id(body: dict[str, object]) -> str:
 def _make(**fields: object) -> Run:
     draft = Run(run_id="", **fields)
     return draft.model_copy(update={"run_id": _run_id(draft.canonical())})
-
-
-def _wire(options: Options | None) -> dict[str, float | int] | None:
-    return options.wire() if options is not None else None
 
 
 class Plan(BaseModel):
@@ -105,7 +110,7 @@ def expand(
                         language="python",
                         runtime="asyncio",
                         repetition=rep,
-                        agents=[AgentPlan(role="inference", server_index=0, options=_wire(config.options))],
+                        agents=[AgentPlan(role="inference", server_index=0, options=config.options)],
                     )
                 )
         return _ordered(spec.id, runs, interleave_seed)
@@ -131,7 +136,7 @@ def expand(
                     runtime=runtime.name,
                 )
                 if config.scenario in MULTI_SCENARIOS:
-                    a, b = _wire(config.a), _wire(config.b)
+                    a, b = config.a, config.b
                     sides = [
                         AgentPlan(role="collector", server_index=0, options=a),
                         AgentPlan(role="insight", server_index=second, options=b),
@@ -154,7 +159,7 @@ def expand(
                                     )
                                 )
                 else:
-                    chimera = _wire(config.options)
+                    chimera = config.options
                     order = [
                         AgentPlan(role=role, server_index=0, options=chimera if role == "chimera" else None)
                         for role in agent.order

@@ -46,7 +46,7 @@ def token_budget(seed: int, run_id: str) -> int:
 
 def context_size(spec: Spec, run: Run, budget: int) -> int:
     """The server's ``--ctx-size``: room for the workflow in every slot, never below what the spec asks."""
-    asked = [int(a.options["num_ctx"]) for a in run.agents if a.options and "num_ctx" in a.options]
+    asked = [a.options.num_ctx for a in run.agents if a.options is not None and a.options.num_ctx is not None]
     per_slot = max([*asked, spec.server.context_length, 2 * budget + PROMPT_HEADROOM_TOKENS])
     return per_slot * max(1, spec.server.num_parallel)
 
@@ -90,9 +90,8 @@ def server_plan(spec: Spec, run: Run | None, *, model_file: Path, model_sha256: 
     """The servers of ``run`` (``None``: the model-preparation server)."""
     servers = len(spec.topology.ports) if run is not None else 1
     budget = token_budget(seed, run.run_id if run is not None else "prepare")
-    asked = sorted(
-        {int(a.options["num_ctx"]) for a in (run.agents if run else []) if a.options and "num_ctx" in a.options}
-    )
+    agents = run.agents if run is not None else []
+    asked = sorted({a.options.num_ctx for a in agents if a.options is not None and a.options.num_ctx is not None})
     ctx = context_size(spec, run, budget) if run is not None else spec.server.context_length
     return ServerPlan(
         schema_version=1,

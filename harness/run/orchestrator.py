@@ -4,9 +4,9 @@ Each run gets fresh servers and writes its folder as soon as it finishes, so an 
 completed run and a re-invocation resumes where it stopped (completed runs are skipped by run id). A failed run
 is retried up to ``retries`` times and then recorded with its cause; the sweep goes on.
 
-How a run's servers and agents are started is an :class:`Executor`. This module ships the local simulator
-executor (in-process simulated Ollama servers, Python agents on this loop): it rehearses the whole protocol
-without Docker. The container executor (one compose stack per run) plugs in behind the same interface.
+How a run's servers and agents are started is an :class:`Executor`; this module holds both: the local
+simulator executor (in-process simulated Ollama servers, Python agents on this loop), which rehearses the whole
+protocol without Docker, and the container executor (one compose stack per run, agents in a container).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from harness import __version__
 from harness.agents.runner import SingleAgent, Timeouts, run_multi, run_single
@@ -32,12 +32,19 @@ from harness.engines.ollama import OllamaClient, OllamaFacts, server_facts
 from harness.errors import BadInputError, OllamaError
 from harness.evidence.telemetry import TELEMETRY_FILE, GpuSampler, Nvml, telemetry_json
 from harness.facts import Absent
+from harness.protocol.flags import option_flags
 from harness.protocol.plan import PYTHON_RUNTIMES, Plan, Run
 from harness.protocol.spec import Spec
 from harness.records import AgentRunRecord, CallRecord, MultiRunRecord, parse_record
-from harness.settings import OllamaServerSettings
+from harness.settings import OllamaServerSettings, Settings
 from harness.sim.config import SimConfig
 from harness.sim.server import SimServer
+
+if TYPE_CHECKING:  # the Docker SDK is imported only when a container executor is used
+    from harness.containers.compose import ComposeProject, Topology
+    from harness.containers.engine import Client
+    from harness.containers.stack import Stack
+    from harness.run.llamacpp import ServerPlan
 
 AnyRecord = CallRecord | AgentRunRecord | MultiRunRecord
 
@@ -59,8 +66,17 @@ class Executor(Protocol):
     @property
     def time_scale(self) -> float: ...
 
+    @property
+    def client(self) -> Client | None:
+        """The Docker engine the runs execute on (provenance describes it); None when nothing runs in a container."""
+        ...
+
     def image_ids(self) -> dict[str, str]:
         """Role → image ID of every image the runs execute (empty when nothing runs in a container)."""
+        ...
+
+    def check(self, plan: Plan) -> None:
+        """Every run of ``plan`` can be executed here; bad input (exit 2) before anything starts otherwise."""
         ...
 
     async def prepare_model(self, spec: Spec) -> PreparedModel:
@@ -122,6 +138,10 @@ class LocalSimExecutor:
     timeouts: Timeouts = field(default_factory=Timeouts)
     backend: str = "sim"
 
+    @property
+    def client(self) -> None:
+        return None
+
     def image_ids(self) -> dict[str, str]:
         return {}
 
@@ -181,8 +201,8 @@ class LocalSimExecutor:
                 urls[b.server_index],
                 self.workload,
                 run.scenario,  # type: ignore[arg-type]
-                a.options,
-                b.options,
+                a.wire_options(),
+                b.wire_options(),
                 run_id=run.run_id,
                 sink=sink,
                 timeouts=self.timeouts,
@@ -193,7 +213,7 @@ class LocalSimExecutor:
             records = await run_single(
                 urls[run.agents[0].server_index],
                 self.workload,
-                [SingleAgent(role=a.role, options=a.options) for a in run.agents],
+                [SingleAgent(role=a.role, options=a.wire_options()) for a in run.agents],
                 cooldown_s=cooldown,
                 unload_between_runs=bool(agent_spec and agent_spec.unload_between_runs),
                 run_id=run.run_id,
@@ -224,10 +244,6 @@ def is_multi(run: Run) -> bool:
     return len(run.agents) == 2 and run.agents[0].role == "collector"
 
 
-def _options_flags(prefix: str, options: dict[str, float | int] | None) -> list[str]:
-    return [f for k, v in (options or {}).items() for f in (f"--{prefix}-{k.replace('_', '-')}", str(v))]
-
-
 def agent_command(
     run: Run,
     spec: Spec,
@@ -256,27 +272,32 @@ def agent_command(
         common += ["--runtime", run.runtime]
     if is_multi(run):
         a, b = run.agents
-        flags = _options_flags("chimera", a.options if run.scenario != "baseline_vs_chimera" else b.options)
+        flags = option_flags("chimera", (a if run.scenario != "baseline_vs_chimera" else b).wire_options())
         if run.scenario == "chimera_hetero":
-            flags += _options_flags("chimera2", b.options)
+            flags += option_flags("chimera2", b.wire_options())
         program = ["chimeraforge-multi"] if run.language == "rust" else [*python, "multi"]
         return [
             *program, *common,
             "--collector-ollama-url", urls[a.server_index], "--insight-ollama-url", urls[b.server_index],
             "--scenario", run.scenario, *flags,
         ]  # fmt: skip
-    options = next((a.options for a in run.agents if a.options), None)
+    options = next((a.wire_options() for a in run.agents if a.wire_options()), None)
     program = ["chimeraforge-agent"] if run.language == "rust" else [*python, "single"]
     cmd = [
         *program, *common, "--base-url", urls[run.agents[0].server_index],
         "--agents", ",".join(a.role for a in run.agents), "--runs", "1", "--pause-s", "0",
-        *_options_flags("chimera", options),
+        *option_flags("chimera", options),
     ]  # fmt: skip
     if agent is not None and agent.cooldown_s:
         cmd += ["--cooldown-s", str(agent.cooldown_s * time_scale)]
     if agent is not None and agent.unload_between_runs:
         cmd.append("--unload-between-runs")
     return cmd
+
+
+AGENT_TIMEOUT_REQUESTS = 4
+"""An agent container's whole run may last this many request timeouts before it is stopped: a run makes several
+calls, and a stuck call is ended by its own request timeout first, so only a hung agent process reaches this."""
 
 
 @dataclass(frozen=True)
@@ -288,7 +309,7 @@ class DockerExecutor:
     reach the servers by service name on the project network.
     """
 
-    client: Any
+    client: Client
     harness_image: str
     kit_version: str
     seed: int
@@ -308,7 +329,36 @@ class DockerExecutor:
     connect_timeout_s: float = 10.0
     compose_dir: Path | None = None
     """Where the compose files are read from (a bundle's own); None: the kit's ``compose/``."""
-    _live: list[Any] = field(default_factory=list, compare=False, repr=False)
+    _live: list[Stack] = field(default_factory=list, compare=False, repr=False)
+
+    @classmethod
+    def from_settings(
+        cls,
+        client: Client,
+        settings: Settings,
+        *,
+        backend: str,
+        harness_image: str = "",
+        rust_image: str = "",
+        ollama_image: str = "",
+        compose_dir: Path | None = None,
+    ) -> DockerExecutor:
+        """The one way the kit builds a container executor: seed and timeouts from ``settings``; the time scale
+        only applies to the simulator (the real server runs at its own speed)."""
+        return cls(
+            client=client,
+            harness_image=harness_image,
+            rust_image=rust_image,
+            ollama_image=ollama_image,
+            kit_version=__version__,
+            seed=settings.sim_seed,
+            time_scale=settings.time_scale if backend == "sim" else 1.0,
+            agent_timeout_s=settings.request_timeout_s * AGENT_TIMEOUT_REQUESTS,
+            request_timeout_s=settings.request_timeout_s,
+            connect_timeout_s=settings.connect_timeout_s,
+            backend=backend,
+            compose_dir=compose_dir,
+        )
 
     def check(self, plan: Plan) -> None:
         """Every run can be executed by this executor: the real backend needs its server image."""
@@ -342,13 +392,13 @@ class DockerExecutor:
         self,
         server: OllamaServerSettings,
         *,
-        topology: str,
+        topology: Topology,
         model: str,
         sim_seed: int,
         device_group: str,
         ports: Mapping[str, str] | None = None,
         engine_vars: Mapping[str, str] | None = None,
-    ) -> Any:
+    ) -> ComposeProject:
         """The compose project of one stack: these server settings, this executor's images and backend."""
         from harness.containers import compose
 
@@ -365,8 +415,8 @@ class DockerExecutor:
             **(engine_vars or {}),
         }
         files = compose.compose_files(
-            topology,  # type: ignore[arg-type]
-            self.backend if self.backend in ("sim", "llamacpp") else "ollama",  # type: ignore[arg-type]
+            topology,
+            "sim" if self.backend == "sim" else "llamacpp" if self.backend == "llamacpp" else "ollama",
             self.compose_dir or compose.COMPOSE_DIR,
         )
         return compose.load_compose(files, variables, gpu=self.backend == "ollama")
@@ -379,7 +429,7 @@ class DockerExecutor:
             self._down_live()
             raise
 
-    def _llamacpp(self, spec: Spec, run: Run | None) -> Any:
+    def _llamacpp(self, spec: Spec, run: Run | None) -> ServerPlan | None:
         from harness.run import llamacpp
 
         if self.backend != "llamacpp" or self.model_file is None:

@@ -31,9 +31,10 @@ from harness.evidence.telemetry import Nvml, nvml_session
 from harness.facts import Absent, absent
 from harness.progress import Progress
 from harness.protocol.plan import Plan, expand
-from harness.protocol.spec import Spec, load_spec, spec_path
+from harness.protocol.spec import Config, Spec, load_spec, spec_path
 from harness.run.orchestrator import (
     DockerExecutor,
+    Executor,
     LocalSimExecutor,
     PreparedModel,
     ProgressHook,
@@ -150,16 +151,8 @@ def docker_executor(settings: Settings, progress: Progress) -> DockerExecutor:
                 hint="run `invoke images.lock` and `invoke build` where a registry answers, load a bundle's images, "
                 "or rehearse with --backend sim",
             )
-    return DockerExecutor(
-        client=client,
-        harness_image="",
-        kit_version=__version__,
-        seed=settings.sim_seed,
-        time_scale=settings.time_scale if backend == "sim" else 1.0,
-        agent_timeout_s=settings.request_timeout_s * 4,
-        request_timeout_s=settings.request_timeout_s,
-        connect_timeout_s=settings.connect_timeout_s,
-        backend=backend,
+    return dataclasses.replace(
+        DockerExecutor.from_settings(client, settings, backend=backend),
         model_file=model_file,
         model_sha256=model_sha256,
     )
@@ -214,7 +207,7 @@ def local_executor(spec: Spec, settings: Settings) -> LocalSimExecutor:
     )
 
 
-def select_configs(configs: Sequence[Any], pattern: str | None) -> set[str] | None:
+def select_configs(configs: Sequence[Config], pattern: str | None) -> set[str] | None:
     """Config ids matching ``pattern`` (``re.search``); None for every config. No match is bad input."""
     if pattern is None:
         return None
@@ -252,7 +245,7 @@ def _from_spec(request: SpecRequest, settings: Settings, progress: Progress, on_
         progress(SIMULATED_NOTE)
     elif docker.backend == "llamacpp":
         progress(LLAMACPP_NOTE)
-    executor: DockerExecutor | LocalSimExecutor
+    executor: Executor
     if docker is None:
         executor = local_executor(spec, settings)
     else:
@@ -316,20 +309,15 @@ def _from_bundle(
             settings, backend=index.backend, time_scale=index.time_scale, experiments_dir=unpacked.experiments_dir
         ).model_copy(update=carried)
         spec = load_spec(unpacked.spec_path)
-        executor: DockerExecutor | LocalSimExecutor
+        executor: Executor
         if client is not None:
-            executor = DockerExecutor(
-                client=client,
+            executor = DockerExecutor.from_settings(
+                client,
+                rerun,
+                backend=index.backend,
                 harness_image=ids.get("harness", ""),
                 rust_image=ids.get("rust-agent", ""),
                 ollama_image=ids.get("ollama", ""),
-                kit_version=__version__,
-                seed=rerun.sim_seed,
-                time_scale=rerun.time_scale,
-                agent_timeout_s=rerun.request_timeout_s * 4,
-                request_timeout_s=rerun.request_timeout_s,
-                connect_timeout_s=rerun.connect_timeout_s,
-                backend=index.backend,
                 compose_dir=unpacked.compose_dir,
             )
         else:
@@ -372,7 +360,7 @@ def _run_and_record(
     spec: Spec,
     spec_file: Path,
     plan: Plan,
-    executor: DockerExecutor | LocalSimExecutor,
+    executor: Executor,
     settings: Settings,
     progress: Progress,
     on_run: ProgressHook | None,
@@ -402,7 +390,7 @@ def _run_and_record(
             )
         provenance = collect(
             nvml=nvml,
-            docker=executor.client if isinstance(executor, DockerExecutor) else _NO_CONTAINER,
+            docker=executor.client or _NO_CONTAINER,
             images=executor.image_ids(),
             ollama=prepared[0].server,
             settings=settings,
@@ -441,7 +429,7 @@ def _sweep(
     out: ArtifactDir,
     spec: Spec,
     plan: Plan,
-    executor: DockerExecutor | LocalSimExecutor,
+    executor: Executor,
     settings: Settings,
     on_run: ProgressHook | None,
     nvml: Nvml | Absent,

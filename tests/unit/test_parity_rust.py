@@ -140,3 +140,21 @@ async def test_the_orchestrators_agent_commands_run_in_both_languages(rust_bin: 
             assert proc.returncode == 0, f"{run.kind} {run.runtime}: {err.decode()[-400:]}"
             records = [parse_record(line) for line in out.decode().splitlines() if line.strip()]
             assert records and all(r.runtime == run.runtime for r in records)
+
+
+async def test_every_spec_option_gives_identical_bodies(rust_bin: Path, tmp_path: Path) -> None:
+    """Every field of the spec's Options (num_predict and seed included) is a flag both agents take and send."""
+    from harness.protocol.flags import OPTION_NAMES, option_flags
+
+    every = {"num_gpu": 80, "num_ctx": 512, "temperature": 0.8, "top_p": 0.9, "top_k": 40}
+    every |= {"repeat_penalty": 1.1, "num_predict": 16, "seed": 7}
+    assert tuple(every) == OPTION_NAMES
+    async with _sim() as py_sim, _sim() as rs_sim:
+        await run_single(py_sim.base_url, _workload(), [SingleAgent("chimera", every)], pause_s=0)
+        await _rust(
+            [str(rust_bin / "chimeraforge-agent"), "--base-url", rs_sim.base_url, "--agents", "chimera",
+             "--pause-s", "0", *option_flags("chimera", every)],
+            tmp_path,
+        )  # fmt: skip
+        assert len(_bodies(py_sim)) == 2
+        assert _bodies(py_sim) == _bodies(rs_sim)

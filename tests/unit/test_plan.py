@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.protocol.plan import expand
-from harness.protocol.spec import load_spec
+from harness.protocol.flags import OPTION_NAMES
+from harness.protocol.plan import Plan, expand
+from harness.protocol.spec import Options, load_spec
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
@@ -46,7 +47,7 @@ def test_multi_agent_scenario_mapping() -> None:
     spec = load_spec(EXPERIMENTS / "tr114.toml")
     runs = {r.config_id: r for r in expand(spec, runs_per_config=1, include_isolated=False).runs}
     bvc, hetero, homo = runs["001"], runs["007"], runs["013"]
-    assert bvc.agents[0].options is None and bvc.agents[1].options == {
+    assert bvc.agents[0].options is None and bvc.agents[1].wire_options() == {
         "num_gpu": 60,
         "num_ctx": 512,
         "temperature": 0.8,
@@ -65,3 +66,14 @@ def test_tr112_runs_both_languages() -> None:
     plan = expand(load_spec(EXPERIMENTS / "tr112.toml"))
     assert {(r.language, r.runtime) for r in plan.runs} == {("python", "asyncio"), ("rust", "tokio")}
     assert len(plan.protocol) == 12
+
+
+def test_plan_options_stay_typed_and_serialize_as_the_wire() -> None:
+    """The plan keeps the spec's Options; plan.json and the run id see only the set fields, in wire order."""
+    spec = load_spec(EXPERIMENTS / "tr114.toml")
+    plan = expand(spec, runs_per_config=1, include_isolated=False)
+    run = next(r for r in plan.runs if r.config_id == "001")
+    assert isinstance(run.agents[1].options, Options)
+    dumped = run.model_dump(mode="json")["agents"][1]["options"]
+    assert dumped == {"num_gpu": 60, "num_ctx": 512, "temperature": 0.8} and list(dumped) == list(OPTION_NAMES[:3])
+    assert Plan.model_validate(plan.model_dump(mode="json")) == plan

@@ -158,7 +158,7 @@ fn timeouts(common: &Common) -> Result<Timeouts, AgentError> {
     })
 }
 
-/// Scenario mapping of `harness.cli._multi_options`: bvc A sends nothing; homo both the chimera options;
+/// Scenario mapping of `harness.agents.command._multi_options`: bvc A sends nothing; homo both the chimera options;
 /// hetero B its own.
 pub fn multi_options(
     scenario: Scenario,

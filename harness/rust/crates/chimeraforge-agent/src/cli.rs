@@ -135,6 +135,10 @@ pub struct ChimeraOptions {
     pub top_k: Option<i64>,
     #[arg(long = "chimera-repeat-penalty", id = "chimera_repeat_penalty")]
     pub repeat_penalty: Option<f64>,
+    #[arg(long = "chimera-num-predict", id = "chimera_num_predict")]
+    pub num_predict: Option<i64>,
+    #[arg(long = "chimera-seed", id = "chimera_seed")]
+    pub seed: Option<i64>,
 }
 
 /// The insight agent B's options in chimera-hetero.
@@ -152,9 +156,13 @@ pub struct Chimera2Options {
     pub top_k: Option<i64>,
     #[arg(long = "chimera2-repeat-penalty", id = "chimera2_repeat_penalty")]
     pub repeat_penalty: Option<f64>,
+    #[arg(long = "chimera2-num-predict", id = "chimera2_num_predict")]
+    pub num_predict: Option<i64>,
+    #[arg(long = "chimera2-seed", id = "chimera2_seed")]
+    pub seed: Option<i64>,
 }
 
-fn options(ints: [(&str, Option<i64>); 3], floats: [(&str, Option<f64>); 3]) -> Option<Options> {
+fn options(ints: [(&str, Option<i64>); 5], floats: [(&str, Option<f64>); 3]) -> Option<Options> {
     let mut out = Options::new();
     for (k, v) in ints {
         if let Some(v) = v {
@@ -177,6 +185,8 @@ impl ChimeraOptions {
                 ("num_gpu", self.num_gpu),
                 ("num_ctx", self.num_ctx),
                 ("top_k", self.top_k),
+                ("num_predict", self.num_predict),
+                ("seed", self.seed),
             ],
             [
                 ("temperature", self.temperature),
@@ -194,6 +204,8 @@ impl Chimera2Options {
                 ("num_gpu", self.num_gpu),
                 ("num_ctx", self.num_ctx),
                 ("top_k", self.top_k),
+                ("num_predict", self.num_predict),
+                ("seed", self.seed),
             ],
             [
                 ("temperature", self.temperature),
@@ -277,11 +289,17 @@ mod tests {
             "80",
             "--chimera-temperature",
             "1",
+            "--chimera-num-predict",
+            "64",
+            "--chimera-seed",
+            "7",
         ])
         .unwrap();
         let o = a.chimera.options().unwrap();
         assert_eq!(o["num_gpu"], OptionValue::Int(80));
         assert_eq!(o["temperature"], OptionValue::Float(1.0));
+        assert_eq!(o["num_predict"], OptionValue::Int(64));
+        assert_eq!(o["seed"], OptionValue::Int(7));
         let m = MultiArgs::try_parse_from([
             "x",
             "--output-dir",

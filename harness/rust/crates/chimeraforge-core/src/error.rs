@@ -9,7 +9,7 @@ pub enum TransportError {
     Connect(String),
     #[error("timed out ({0})")]
     Timeout(String),
-    #[error("connection failed: {0}")]
+    #[error("I/O error on the connection: {0}")]
     Io(String),
     #[error("invalid HTTP response: {0}")]
     Protocol(String),
