@@ -83,7 +83,7 @@ def build_report(
         note = engine_note(kit.sweep.backend)
         if note is not None:
             warnings.insert(0, note)
-            source += f". {note}"
+            source += f". {note.rstrip('.')}"
             gpu = None  # another engine: absolute GPU claims are not judged
     return _render(
         kit.frame,

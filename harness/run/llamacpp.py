@@ -33,8 +33,9 @@ from harness.sim.text import natural_length
 
 ANALYSIS_PROMPT_TOKENS = 400
 """The length model's prompt class of the kit's analysis and report prompts (≥ 400 tokens)."""
-PROMPT_HEADROOM_TOKENS = 2048
-"""Room for the analysis prompt (the corpus summary) and the report template around the embedded answer."""
+PROMPT_HEADROOM_TOKENS = 4096
+"""Room for the prompts around the answers: the analysis prompt (the corpus summary) is about 3 800 llama-spm
+tokens, the report template about 400 plus the embedded analysis answer."""
 RECORD_FILE = "llamacpp.json"
 
 
