@@ -44,7 +44,12 @@ def _add_reproduce(verbs: argparse._SubParsersAction[_Parser]) -> None:
     rep.add_argument(
         "--bundle", type=Path, default=None, help="re-run a bundle's plan with its exact images (see `bundle`)"
     )
-    rep.add_argument("--backend", choices=("auto", "ollama", "sim"), default=None, help="default: HARNESS_BACKEND")
+    rep.add_argument(
+        "--backend", choices=("auto", "ollama", "sim", "llamacpp"), default=None, help="default: HARNESS_BACKEND"
+    )
+    rep.add_argument(
+        "--model-file", type=Path, default=None, help="llamacpp: GGUF weights to serve (default: the tiny test model)"
+    )
     rep.add_argument("--runs", type=_RUNS, default=None, help="repetitions per config (default: the spec's)")
     rep.add_argument("--configs", default=None, help="regular expression over config ids")
     rep.add_argument(
@@ -104,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     verbs.add_parser("specs", help="validate every experiment spec and show its run counts")
     verbs.add_parser("build", help="build the kit's images (offline Debian base when no registry answers)")
+    model = verbs.add_parser("model", help="test models")
+    model_actions = model.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    model_actions.add_parser("tiny", help="write the deterministic tiny GGUF test model into the cache")
     images = verbs.add_parser("images", help="image maintenance")
     images.add_argument("action", choices=("base", "lock"), help="base: bootstrap the Debian base; lock: pin digests")
     clean = verbs.add_parser(
@@ -225,7 +233,12 @@ def _images(args: argparse.Namespace) -> int:
     if args.verb == "clean":
         return _clean(client, args)
     if args.verb == "build":
-        images.build_all(client, kit_version=__version__, python_exe=sys.executable, progress=print)
+        from harness.containers.llamacpp_image import build_llamacpp_image
+
+        built = images.build_all(client, kit_version=__version__, python_exe=sys.executable, progress=print)
+        result, server = build_llamacpp_image(client, base_tag=built.base.tag, kit_version=__version__, progress=print)
+        took = f"compiled in {server.build_s:.0f} s" if server.built_now else f"cached, {server.elapsed_s:.1f} s"
+        print(f"{result.tag} (llama-server {server.llama_cpp_commit}, {took})")
         return EXIT_OK
     pinned = pins.load_pins()
     if args.action == "base":
@@ -235,6 +248,15 @@ def _images(args: argparse.Namespace) -> int:
     lock = pins.resolve_pins(pinned, client=client)
     for name, locked in lock.images.items():
         print(f"{name}: {locked}")
+    return EXIT_OK
+
+
+def _model(args: argparse.Namespace) -> int:
+    from harness.engines.tiny_model import file_sha256
+    from harness.run.llamacpp import ensure_tiny_model
+
+    path = ensure_tiny_model(progress=print)
+    print(f"{path} sha256 {file_sha256(path)} ({path.stat().st_size} bytes)")
     return EXIT_OK
 
 
@@ -537,7 +559,14 @@ def _bundle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_SETTING_FLAGS = ("backend", "time_scale", "read_timeout_s", "connect_timeout_s", "call_deadline_s")
+_SETTING_FLAGS = (
+    "backend",
+    "time_scale",
+    "read_timeout_s",
+    "connect_timeout_s",
+    "call_deadline_s",
+    "model_file",
+)
 """Command-line flags that override a setting of the same name (Settings is built once, in :func:`main`)."""
 
 
@@ -549,6 +578,7 @@ _VERBS: dict[str, Callable[[argparse.Namespace, Settings, list[str]], int]] = {
     "analyze": lambda args, settings, _: _analyze(args, settings),
     "report": lambda args, _settings, _: _report(args),
     "build": lambda args, _settings, _: _images(args),
+    "model": lambda args, _settings, _: _model(args),
     "images": lambda args, _settings, _: _images(args),
     "clean": lambda args, _settings, _: _images(args),
     "specs": lambda _args, settings, _: _specs(settings),
