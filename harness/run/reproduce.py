@@ -24,6 +24,7 @@ from typing import Any, Literal
 from harness import __version__
 from harness.analysis.report import build_report
 from harness.artifacts import ArtifactDir, ModelFacts, SweepSettings
+from harness.atomic import write_text_atomic
 from harness.containers.compose import COMPOSE_DIR
 from harness.errors import BadInputError
 from harness.evidence.manifest import write_manifest
@@ -586,7 +587,7 @@ def _record(
         record_provenance(out, provenance)
         if isinstance(executor, DockerExecutor) and executor.engine_build is not None:
             doc = {"schema_version": 1, **executor.engine_build, "model_file": str(executor.model_file)}
-            (out.root / "engine.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            write_text_atomic(out.root / "engine.json", json.dumps(doc, indent=2, sort_keys=True) + "\n")
         progress(f"environment fingerprint {provenance.fingerprint_sha256[:16]}… (provenance.json)")
         cluster = executor if isinstance(executor, RayExecutor) else None
         if cluster is not None:

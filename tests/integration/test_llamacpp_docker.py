@@ -18,6 +18,7 @@ from harness.cli import main
 from harness.containers import compose, stack
 from harness.containers.engine import LABEL_RUN_ID
 from harness.containers.llamacpp_image import build_llamacpp_image
+from harness.containers.model_volume import ensure_gguf_volume
 from harness.engines.tiny_model import file_sha256
 from harness.records import AgentRunRecord, CallRecord, MultiRunRecord
 from harness.run import llamacpp
@@ -31,6 +32,11 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(autouse=True)
 def _repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
+    # Bounded: a hung engine fails a run in minutes, not in the defaults' hours (CI's whole budget is 25 min).
+    # The tiny model answers a call in about a second on two CPUs.
+    monkeypatch.setenv("HARNESS_READ_TIMEOUT_S", "60")
+    monkeypatch.setenv("HARNESS_CALL_DEADLINE_S", "90")
+    monkeypatch.setenv("HARNESS_RETRIES_PER_RUN", "0")
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +123,7 @@ def test_rust_smol_and_python_send_the_same_bytes_to_the_real_engine(
     rust = build_rust_agent_image(docker_client, base_tag=kit_images.base_tag, kit_version=__version__)
     budget = 64
     plan = llamacpp.ServerPlan(1, str(tiny_model), file_sha256(tiny_model), 4096, 1, 1, 0, budget, [])
+    ensure_gguf_volume(docker_client, tiny_model, plan.model_sha256, image=llamacpp_image, kit_version=__version__)
     variables = compose.stack_variables(OllamaServerSettings(), harness_image=kit_images.harness_tag)
     variables |= {"OLLAMA_MODEL": "tiny", **plan.variables(llamacpp_image)}
     project = compose.load_compose(compose.compose_files("single", "llamacpp"), variables, gpu=False)

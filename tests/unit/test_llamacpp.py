@@ -141,10 +141,7 @@ def test_model_file_checks_are_bad_input(tmp_path: Path) -> None:
         llamacpp.check_model_file(text)
     private = tmp_path / "p.gguf"
     private.write_bytes(b"GGUF....")
-    private.chmod(0o600)
-    with pytest.raises(BadInputError, match="chmod o\\+r"):
-        llamacpp.check_model_file(private)
-    private.chmod(0o644)
+    private.chmod(0o600)  # only the kit reads it: the servers read their own copy in a volume
     assert llamacpp.check_model_file(private) == private
 
 
