@@ -51,7 +51,9 @@ def llamacpp_image(docker_client: docker.DockerClient, kit_images: KitImages) ->
     return result.tag
 
 
-def _real_calls(records: list[object], budget: int) -> list[CallRecord]:
+def _real_calls(records: list[object], budget: int, *, min_prompt_tokens: int = 11) -> list[CallRecord]:
+    """Real engine calls; ``min_prompt_tokens``: the prompt tokens the engine must have evaluated (llama-server
+    reuses a slot's cached prompt prefix, so a second client sending the same prompt evaluates as few as one)."""
     calls = [r for r in records if isinstance(r, CallRecord)]
     assert calls
     for call in calls:
@@ -60,7 +62,7 @@ def _real_calls(records: list[object], budget: int) -> list[CallRecord]:
         assert call.max_tokens == budget
         assert call.eval_count is not None and 0 < call.eval_count <= budget
         assert call.eval_duration_ns and call.eval_duration_ns > 0
-        assert call.prompt_eval_count and call.prompt_eval_count > 10  # the real tokenizer counted the prompt
+        assert call.prompt_eval_count and call.prompt_eval_count >= min_prompt_tokens  # the real tokenizer counted
         assert call.prompt_eval_duration_ns and call.prompt_eval_duration_ns > 0
         assert call.first_chunk_ns is not None and call.chunk_count >= 1
         # the client's count of streamed pieces reconciles with the engine's decode count
@@ -139,7 +141,8 @@ def test_rust_smol_and_python_send_the_same_bytes_to_the_real_engine(
     from harness.records import parse_record
 
     py_calls = _real_calls([parse_record(x) for x in py.stdout.splitlines() if x.strip()], budget)
-    rs_calls = _real_calls([parse_record(x) for x in rs.stdout.splitlines() if x.strip()], budget)
+    # smol follows Python on the same server with the same prompts: the engine's prompt cache may serve them
+    rs_calls = _real_calls([parse_record(x) for x in rs.stdout.splitlines() if x.strip()], budget, min_prompt_tokens=1)
     assert {c.runtime for c in rs_calls} == {"smol"} and {c.language for c in rs_calls} == {"rust"}
     assert py_calls[0].stage == rs_calls[0].stage == "analysis"
     assert py_calls[0].request_sha256 == rs_calls[0].request_sha256
