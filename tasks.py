@@ -183,10 +183,10 @@ def reproduce(
     )
 
 
-@task
-def build(c: Context) -> None:
+@task(help={"install_debootstrap": "install debootstrap with apt-get if the offline base needs it (changes the host)"})
+def build(c: Context, install_debootstrap: bool = False) -> None:
     """Build the kit's images; with no registry it bootstraps a Debian base offline and says so."""
-    _harness(c, f"{PY} -m harness build")
+    _harness(c, f"{PY} -m harness build" + (" --install-debootstrap" if install_debootstrap else ""))
 
 
 @task(
@@ -200,10 +200,13 @@ def clean(c: Context, all: bool = False, dry_run: bool = False) -> None:
     _harness(c, f"{PY} -m harness clean" + (" --all" if all else "") + (" --dry-run" if dry_run else ""))
 
 
-@task(name="base")
-def images_base(c: Context) -> None:
+@task(
+    name="base",
+    help={"install_debootstrap": "install debootstrap with apt-get if it is missing (changes the host)"},
+)
+def images_base(c: Context, install_debootstrap: bool = False) -> None:
     """Bootstrap the Debian base image (debootstrap → docker import); needs root, skips when present."""
-    _harness(c, f"{PY} -m harness images base")
+    _harness(c, f"{PY} -m harness images base" + (" --install-debootstrap" if install_debootstrap else ""))
 
 
 @task(name="tiny")

@@ -27,7 +27,7 @@ from harness.analysis.tidy import (
     pair_label,
     to_frame,
 )
-from harness.artifacts import ArtifactDir, RunResult, Sweep, load_json_doc, load_sweep
+from harness.artifacts import ArtifactDir, RunResult, Sweep, load_json_doc, load_run_result, load_sweep
 from harness.errors import ArtifactError
 from harness.protocol.spec import Spec, load_spec
 from harness.records import AgentRunRecord, CallRecord, MultiRunRecord
@@ -305,3 +305,34 @@ def timeline_frame(multi: MultiRunRecord, calls: list[CallRecord], run_id: str) 
                 )
             )
     return pd.concat(parts, ignore_index=True) if parts else _empty_timeline()
+
+
+def attempts_table(root: Path) -> pd.DataFrame:
+    """Every attempt of every run that did not succeed at its first try (retried, failed, or lost with a node):
+    the run, the attempt, its outcome and cause, and the last log line of each failing container."""
+    rows: list[dict[str, Any]] = []
+    runs_dir = ArtifactDir(root).runs_dir
+    for path in sorted(runs_dir.glob("*/run.json")) if runs_dir.is_dir() else []:
+        result = load_run_result(path)
+        run = result.run
+        ident = {"run_id": run.run_id, "kind": run.kind, "config_id": run.config_id, "runtime": run.runtime}
+        history = result.attempt_history
+        if len(history) > 1 or result.status == "failed":
+            for a in history:
+                last = "; ".join(f"{name}: {lines[-1]}" for name, lines in a.log_tail.items() if lines)
+                rows.append(
+                    {**ident, "attempt": a.number, "outcome": a.outcome, "cause": a.cause or "", "last log lines": last}
+                )
+        for lost in result.lost_attempts:
+            rows.append(
+                {
+                    **ident,
+                    "attempt": 0,
+                    "outcome": "lost",
+                    "cause": f"node {lost.node_id}: {lost.reason}",
+                    "last log lines": "",
+                }
+            )
+    return pd.DataFrame.from_records(
+        rows, columns=["run_id", "kind", "config_id", "runtime", "attempt", "outcome", "cause", "last log lines"]
+    )

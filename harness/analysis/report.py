@@ -79,6 +79,8 @@ class ReportData:
     bandwidth_gbps: float | None
     run_facts: Mapping[str, Any] = field(default_factory=dict)
     """How the numbers were made (backend, time scale, kit version and commit), for summary.json."""
+    attempts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Every attempt of the runs that were retried, failed or lost a node (measured.attempts_table)."""
 
 
 # ----------------------------------------------------------------------------------------------- entry points
@@ -133,6 +135,7 @@ def build_report(
         model_bytes=model_bytes,
         bandwidth_gbps=bandwidth_gbps or _provenance_number(provenance, BANDWIDTH_KEYS),
         run_facts=_run_facts(kit.sweep, provenance),
+        attempts=measured.attempts_table(artifact_dir),
     )
     result = write(data)
     hosts.write_hosts(artifact_dir, kit.frame, spec, result.out_dir)  # cluster sweeps only: spread across hosts
@@ -193,6 +196,7 @@ def compute(
     model_bytes: float | None,
     bandwidth_gbps: float | None,
     run_facts: Mapping[str, Any] | None = None,
+    attempts: pd.DataFrame | None = None,
 ) -> ReportData:
     """Judge the claims, recompute the figures and draw the plots (the only step that writes: the figures)."""
     try:
@@ -228,6 +232,7 @@ def compute(
         model_bytes=model_bytes,
         bandwidth_gbps=bandwidth_gbps,
         run_facts=run_facts or {},
+        attempts=attempts if attempts is not None else pd.DataFrame(),
     )
 
 

@@ -225,6 +225,20 @@ def _figure_md(fig: plots.Figure, data: ReportData) -> str:
     return f"![{fig.title}]({rel})" + (f"\n\n{fig.note}" if fig.note else "")
 
 
+def attempts_section(data: ReportData) -> Section | None:
+    """Runs that needed more than one attempt, failed, or lost their node: each attempt with its cause."""
+    if data.origin != "kit":
+        return None
+    s = Section("Retries and failures")
+    if data.attempts.empty:
+        s.para("Every run succeeded at its first attempt.")
+        return s
+    runs = data.attempts["run_id"].nunique()
+    s.para(f"{runs} run(s) needed more than one attempt or failed; every attempt and its cause (run.json keeps more):")
+    s.table(*frame_table(data.attempts))
+    return s
+
+
 def grouped_warnings(warnings: list[str]) -> list[str]:
     """Warnings that say the same thing of several subjects ("CONFIG: only 1 run(s) …") become one line with
     the count and the subjects; identical lines are counted, never repeated."""
@@ -266,6 +280,7 @@ def all_sections(data: ReportData) -> list[Section]:
         figures_table_section(data),
         contention_section(data),
         method_section(data),
+        attempts_section(data),
         warnings_section(data),
         environment_section(data),
     ]

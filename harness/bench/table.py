@@ -65,14 +65,12 @@ def _client_rows(rows: Sequence[ClientRow]) -> list[list[str]]:
     return out
 
 
-def render(results: BenchResults) -> str:
-    """The generated block, markers included."""
+def _header_lines(results: BenchResults) -> list[str]:
+    """When, how, on what machine, and the verdict of every target."""
     m = results.machine
     mem = f"{m.memory_bytes / 2**30:.1f} GiB" if m.memory_bytes else "unknown memory"
     load_end = ", ".join(f"{v:g}" for v in m.load_avg_end) if m.load_avg_end else "–"
-    lines = [
-        BEGIN,
-        "",
+    return [
         f"Run {results.created_at} · `{' '.join(results.command)}` · {results.duration_s / 60:.1f} min"
         + (" · **quick mode**" if results.quick else "")
         + (f" · only {', '.join(results.only)}" if results.only else ""),
@@ -91,6 +89,11 @@ def render(results: BenchResults) -> str:
             ([v.target, v.rule, v.measured, _verdict(v.met)] for v in results.verdicts),
         ),
     ]
+
+
+def _client_lines(results: BenchResults) -> list[str]:
+    """TTFT and throughput error against the simulator's ground truth."""
+    lines: list[str] = []
     if results.clients:
         lines += [
             "",
@@ -104,6 +107,12 @@ def render(results: BenchResults) -> str:
                 _client_rows(results.clients),
             ),
         ]
+    return lines
+
+
+def _peer_lines(results: BenchResults) -> list[str]:
+    """The peer's error table and ours divided by theirs."""
+    lines: list[str] = []
     if results.peer is not None:
         p = results.peer
         lines += ["", f"### Peer: {p.name} {p.version}", ""]
@@ -145,6 +154,12 @@ def render(results: BenchResults) -> str:
                     ratio_rows,
                 ),
             ]
+    return lines
+
+
+def _efficiency_lines(results: BenchResults) -> list[str]:
+    """Multi-agent efficiency error per set-up and formula."""
+    lines: list[str] = []
     if results.efficiency:
         lines += [
             "",
@@ -176,8 +191,12 @@ def render(results: BenchResults) -> str:
                 ),
             ),
         ]
-    if results.scheduling is not None:
-        lines += _scheduling_lines(results.scheduling)
+    return lines
+
+
+def _stack_lines(results: BenchResults) -> list[str]:
+    """Per-run stack overhead: the simulator's stack and, when measured, the real engine's beside it."""
+    lines: list[str] = []
     for title, s in _stacks(results):
         lines += [
             "",
@@ -200,6 +219,12 @@ def render(results: BenchResults) -> str:
             f"Image `{s.image}`; checking (or building) the images took {s.image_check_s:.1f} s before the "
             "repetitions.",
         ]
+    return lines
+
+
+def _report_lines(results: BenchResults) -> list[str]:
+    """Whole-report time."""
+    lines: list[str] = []
     if results.report is not None:
         r = results.report
         lines += [
@@ -210,6 +235,18 @@ def render(results: BenchResults) -> str:
             f"{r.wall_s:.1f} s wall, exit code {r.exit_code}, {r.failed_runs} failed; per run median "
             f"{_n(r.run_s.median, 2)} s (min {_n(r.run_s.min, 2)}, max {_n(r.run_s.max, 2)}).",
         ]
+    return lines
+
+
+def render(results: BenchResults) -> str:
+    """The generated block, markers included."""
+    lines = [BEGIN, "", *_header_lines(results)]
+    for section in (_client_lines, _peer_lines, _efficiency_lines):
+        lines += section(results)
+    if results.scheduling is not None:
+        lines += _scheduling_lines(results.scheduling)
+    for section in (_stack_lines, _report_lines):
+        lines += section(results)
     if results.notes:
         lines += ["", "Notes:", "", *(f"- {n}" for n in results.notes)]
     lines += ["", END]

@@ -70,11 +70,18 @@ def _run(cmd: list[str], *, what: str, hint: str, cwd: Path | None = None) -> st
     return proc.stdout
 
 
-def _ensure_debootstrap(progress: Progress) -> str:
+def _ensure_debootstrap(progress: Progress, *, install: bool) -> str:
+    """debootstrap, once, for the offline base image. Installing it changes the host: only when asked."""
     found = shutil.which("debootstrap")
     if found:
         return found
-    progress("debootstrap missing: installing it with apt-get")
+    if not install:
+        raise DockerError(
+            "the offline base image is bootstrapped with debootstrap, which is not installed",
+            hint="install it (apt-get install debootstrap) and re-run, "
+            "or let the kit do it: `./kit build --install-debootstrap`",
+        )
+    progress("debootstrap missing: installing it with apt-get (asked with --install-debootstrap)")
     hint = "install debootstrap yourself (apt-get install debootstrap) and run as root"
     _run(["apt-get", "update", "-qq"], what="apt-get update", hint=hint)
     _run(["apt-get", "install", "-y", "-qq", "debootstrap"], what="apt-get install debootstrap", hint=hint)
@@ -91,6 +98,7 @@ def ensure_base_image(
     kit_version: str,
     force: bool = False,
     workdir: Path | None = None,
+    install_debootstrap: bool = False,
     progress: Progress = quiet,
 ) -> BaseImageResult:
     """Bootstrap the minimal Debian rootfs of the pins and ``docker import`` it; skip when the tag exists.
@@ -104,7 +112,7 @@ def ensure_base_image(
     existing = None if force else _image_or_none(client, deb.tag)
     if existing is not None:
         return BaseImageResult(deb.tag, str(existing.id), False, time.monotonic() - start)
-    debootstrap = _ensure_debootstrap(progress)
+    debootstrap = _ensure_debootstrap(progress, install=install_debootstrap)
     with tempfile.TemporaryDirectory(prefix="cfk-rootfs-", dir=workdir) as tmp:
         rootfs = Path(tmp) / "rootfs"
         progress(f"debootstrap {deb.suite} ({deb.variant}, {len(deb.packages)} extra packages) from {deb.mirror}")

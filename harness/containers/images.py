@@ -83,9 +83,18 @@ class BuildPlan:
     base_tag: str
     images: tuple[PlannedImage, ...]
 
-    def describe(self) -> list[str]:
-        lines = [f"{'offline' if self.offline else 'online'} build: {self.reason}", f"base: {self.base_tag}"]
+    def describe(self, needed: frozenset[str] | None = None) -> list[str]:
+        """One calm line on the path taken, then the images ``needed`` (default: all). Offline is the kit's normal
+        path (no registry here, or an air-gapped host), so the registry's own error text is not shown."""
+        first = (
+            "offline: building from the local base image (no image registry answered)"
+            if self.offline
+            else f"online build: {self.reason}"
+        )
+        lines = [first, f"base: {self.base_tag}"]
         for img in self.images:
+            if needed is not None and img.name not in needed:
+                continue
             what = f"skipped: {img.skip_reason}" if img.skip_reason else f"from {img.base_image}"
             lines.append(f"{img.name} ({img.dockerfile}): {what}")
         return lines
@@ -411,17 +420,24 @@ def build_all(
     repo_root: Path = REPO_ROOT,
     context_dir: Path = CONTEXT_DIR,
     rust: bool = True,
+    ollama: bool = True,
+    install_debootstrap: bool = False,
     progress: Progress = quiet,
 ) -> BuildReport:
     """``invoke build``: plan (offline when no registry answers, and say so), base, wheelhouse, images.
 
-    ``rust=False`` skips the Rust agent image (a Python-only report does not need it).
+    ``rust=False`` skips the Rust agent image (a Python-only report does not need it), ``ollama=False`` the
+    Ollama image (a rehearsal does not run it); neither is mentioned then. ``install_debootstrap`` lets the
+    base image step install debootstrap with apt-get (a change to the host: only when asked).
     """
     pins = load_pins(pins_path)
     plan = plan_build(pins, read_lock(lock_path), registry=registry_reachable(client))
-    for line in plan.describe():
+    needed = frozenset({"harness"} | ({"rust-agent"} if rust else set()) | ({"ollama"} if ollama else set()))
+    for line in plan.describe(needed):
         progress(line)
-    base = ensure_base_image(client, pins, kit_version=kit_version, progress=progress)
+    base = ensure_base_image(
+        client, pins, kit_version=kit_version, install_debootstrap=install_debootstrap, progress=progress
+    )
     wheels = build_wheelhouse(
         repo_root / "requirements.lock", context_dir / "wheels", python_exe=python_exe, progress=progress
     )
@@ -438,7 +454,7 @@ def build_all(
                     progress=progress,
                 )
             )
-        elif planned.name == "ollama":
+        elif planned.name == "ollama" and ollama:
             results.append(
                 build_ollama_image(
                     client, planned, pins=pins, kit_version=kit_version, repo_root=repo_root, progress=progress

@@ -86,6 +86,20 @@ class Executor(Protocol):
     def time_scale(self) -> float: ...
 
     @property
+    def seed(self) -> int:
+        """The simulator's seed (recorded in the sweep's identity; unused by real servers)."""
+        ...
+
+    @property
+    def parallel_runs(self) -> int:
+        """How many runs may be in flight at once (1 on one host; a cluster's admitted capacity)."""
+        ...
+
+    def reap_own_leftovers(self) -> list[str]:
+        """Remove what a dead earlier controller of this sweep left behind; the names removed."""
+        ...
+
+    @property
     def client(self) -> Client | None:
         """The Docker engine the runs execute on (provenance describes it); None when nothing runs in a container."""
         ...
@@ -126,6 +140,14 @@ class LocalSimExecutor:
     @property
     def client(self) -> None:
         return None
+
+    @property
+    def parallel_runs(self) -> int:
+        return 1
+
+    def reap_own_leftovers(self) -> list[str]:
+        """In-process servers end with their run: nothing can be left behind."""
+        return []
 
     def image_ids(self) -> dict[str, str]:
         return {}
@@ -383,6 +405,10 @@ class DockerExecutor:
                 "a registry (or an image loaded from a bundle)",
                 hint="run `invoke images.lock` and `invoke build` on a host with registry access, or use --backend sim",
             )
+
+    @property
+    def parallel_runs(self) -> int:
+        return 1
 
     def reap_own_leftovers(self) -> list[str]:
         """Remove what a dead earlier controller of this sweep's folder left on the engine; returns the names."""
@@ -654,7 +680,7 @@ def prepare(
     settings = settings or sweep_identity.settings_of(
         executor="local" if not images else "docker",
         backend=executor.backend,
-        sim_seed=getattr(executor, "seed", 0),
+        sim_seed=executor.seed,
         interleave_seed=None,
         plan=plan,
         include_isolated=any(r.kind == "isolated" for r in plan.runs),
@@ -725,7 +751,7 @@ async def run_sweep(
     results: list[RunResult] = []
     todo = [r for r in plan.runs if r.run_id not in done]
     # A cluster executor runs several runs at once; this loop stays the only writer of the folder either way.
-    slots = asyncio.Semaphore(max(1, int(getattr(executor, "parallel_runs", 1))))
+    slots = asyncio.Semaphore(max(1, executor.parallel_runs))
 
     async def one(run: Run) -> None:
         async with slots:

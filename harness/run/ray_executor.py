@@ -120,6 +120,14 @@ class RayExecutor:
         return "GPU" if self.backend == "ollama" else "docker"
 
     @property
+    def seed(self) -> int:
+        return self.docker.seed
+
+    def reap_own_leftovers(self) -> list[str]:
+        """The driver runs no stack of its own: each node's leftovers are reaped on that node (ray_node)."""
+        return []
+
+    @property
     def parallel_runs(self) -> int:
         """How many runs the admitted nodes hold at once; the orchestrator keeps that many in flight."""
         return max(1, int(sum(self.capacity[n] for n in self.admitted)))

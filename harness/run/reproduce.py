@@ -204,7 +204,12 @@ def with_images(executor: DockerExecutor, progress: Progress, *, rust: bool) -> 
     from harness.containers import images
 
     report = images.build_all(
-        executor.client, kit_version=__version__, python_exe=sys.executable, rust=rust, progress=progress
+        executor.client,
+        kit_version=__version__,
+        python_exe=sys.executable,
+        rust=rust,
+        ollama=executor.backend == "ollama",
+        progress=progress,
     )
     built = {i.name: i.tag for i in report.images}
     if not built.get("harness") or (rust and not built.get("rust-agent")):
@@ -506,7 +511,7 @@ def _run_and_record(
         out.root,
         command=shlex.join(["harness", *command]),
         say=progress,
-        reap_own=getattr(executor, "reap_own_leftovers", None),
+        reap_own=executor.reap_own_leftovers,
     ):
         return _record(
             out,

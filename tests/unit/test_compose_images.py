@@ -74,7 +74,10 @@ def test_offline_plan_skips_ollama_with_a_reason() -> None:
     assert harness.base_image == pins.debian.tag and harness.skip_reason is None
     assert ollama.skip_reason is not None and "--backend sim" in ollama.skip_reason
     assert rust.dockerfile == "rust-agent-offline.Dockerfile" and rust.skip_reason is None
-    assert plan.describe()[0].startswith("offline build")
+    lines = plan.describe(frozenset({"harness"}))
+    assert lines[0] == "offline: building from the local base image (no image registry answered)"
+    assert not any(line.startswith(("ollama", "rust-agent")) for line in lines)  # nothing about unused images
+    assert any(line.startswith("rust-agent") for line in plan.describe())
 
 
 def test_online_plan_uses_the_locked_digest() -> None:
@@ -116,3 +119,18 @@ def test_manylinux_tags_cover_older_glibc() -> None:
     tags = _manylinux_tags((2, 36), "x86_64")
     assert tags[0] == "manylinux_2_36_x86_64"
     assert {"manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"} <= set(tags)
+
+
+def test_debootstrap_is_installed_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.containers import base_image
+    from harness.errors import DockerError
+
+    monkeypatch.setattr(base_image.shutil, "which", lambda _name: None)
+    ran: list[list[str]] = []
+    monkeypatch.setattr(base_image, "_run", lambda cmd, **_kw: ran.append(cmd) or "")
+    with pytest.raises(DockerError, match="debootstrap, which is not installed") as refused:
+        base_image._ensure_debootstrap(lambda _line: None, install=False)
+    assert "--install-debootstrap" in str(refused.value.hint) and ran == []  # the host is left alone
+    with pytest.raises(DockerError, match="still missing"):  # asked: apt-get runs (here a fake that installs nothing)
+        base_image._ensure_debootstrap(lambda _line: None, install=True)
+    assert [cmd[0] for cmd in ran] == ["apt-get", "apt-get"]

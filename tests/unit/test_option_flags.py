@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from harness.agents.command import _options
-from harness.cli import build_parser, main
+from harness.cli import main
+from harness.cli_parser import build_parser
 from harness.engines.ollama import OPTION_ORDER, request_body
 from harness.protocol.flags import OPTION_KINDS, OPTION_NAMES, option_flag, option_flags
 from harness.protocol.plan import expand

@@ -657,14 +657,6 @@ mod deadline_tests {
             self.deadline
         }
 
-        async fn get(&self, _path: &str) -> Result<(Head, Stamped), TransportError> {
-            let head = Head {
-                status: 404,
-                simulated: true,
-            };
-            Ok((head, Stamped(VecDeque::new())))
-        }
-
         async fn post(
             &self,
             _path: &str,
@@ -683,6 +675,15 @@ mod deadline_tests {
                 simulated: true,
             };
             Ok((head, Stamped(lines)))
+        }
+
+        /// The deadline test never polls `/api/ps`: an empty body, should it ever be asked.
+        async fn get(&self, _path: &str) -> Result<(Head, Stamped), TransportError> {
+            let head = Head {
+                status: 200,
+                simulated: true,
+            };
+            Ok((head, Stamped(VecDeque::new())))
         }
     }
 
