@@ -22,6 +22,8 @@ import contextlib
 import datetime as dt
 import os
 import secrets
+import signal
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -154,6 +156,7 @@ class RayExecutor:
         local: dict[str, Any] = {}
         if not os.environ.get("RAY_ADDRESS"):  # "local": a new Ray here, never a cluster that happens to run here
             local = {"address": "local", **({"resources": {"docker": 1}} if self.resource == "docker" else {})}
+        on_term = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
         try:
             ray.init(runtime_env=runtime_env, log_to_driver=False, logging_level="WARNING", **local)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -161,6 +164,11 @@ class RayExecutor:
                 f"cannot reach the Ray cluster at {os.environ.get('RAY_ADDRESS') or '(local)'}: {exc}",
                 hint="start it with `ray start --head` (docs/cluster.md) or unset RAY_ADDRESS for a local one",
             ) from None
+        finally:
+            # ray.init installs a native SIGTERM handler that aborts the driver (exit -6): the sweep's own
+            # handler (teardown, then exit 143) must stay the one that runs, so it is put back.
+            if on_term is not None:
+                signal.signal(signal.SIGTERM, on_term)
 
     async def prepare_model(self, spec: Spec) -> PreparedModel:
         """Admit the nodes (images, fingerprint, model on each); the sweep's model is the first admitted node's."""
