@@ -138,7 +138,8 @@ def sim(c: Context, port: int = 11434, seed: int = 1234, time_scale: float = 1.0
 @task(
     help={
         "report": "trNNN",
-        "backend": "auto | ollama | sim",
+        "backend": "auto | ollama | sim | llamacpp",
+        "model_file": "llamacpp: GGUF weights to serve (default: the kit's tiny test model)",
         "runs": "repetitions per config (default: the spec's)",
         "configs": "regular expression over config ids",
         "time_scale": "simulator: multiply every delay (0.05 = 20x faster)",
@@ -162,6 +163,7 @@ def reproduce(
     bundle: str = "",
     across_hosts: bool = False,
     extend: bool = False,
+    model_file: str = "",
 ) -> None:
     """Run a report's protocol (or a bundle's plan), one fresh set of servers per run, and write artifacts."""
     _harness(
@@ -175,6 +177,7 @@ def reproduce(
         + _opt("--time-scale", time_scale)
         + _opt("--out", out)
         + _opt("--executor", executor)
+        + _opt("--model-file", model_file)
         + (" --across-hosts" if across_hosts else "")
         + (" --extend" if extend else ""),
     )
@@ -204,6 +207,12 @@ def clean(c: Context, all: bool = False, dry_run: bool = False) -> None:
 def images_base(c: Context, install_debootstrap: bool = False) -> None:
     """Bootstrap the Debian base image (debootstrap → docker import); needs root, skips when present."""
     _harness(c, f"{PY} -m harness images base" + (" --install-debootstrap" if install_debootstrap else ""))
+
+
+@task(name="tiny")
+def model_tiny(c: Context) -> None:
+    """Write the deterministic tiny GGUF test model (llama architecture, real vocabulary, seeded weights)."""
+    _harness(c, f"{PY} -m harness model tiny")
 
 
 @task(name="lock")
@@ -340,3 +349,4 @@ ns = Collection(
 )
 ns.add_collection(Collection("images", images_base, images_lock))
 ns.add_collection(Collection("stack", stack_up, stack_down))
+ns.add_collection(Collection("model", model_tiny))

@@ -81,7 +81,7 @@ class Sweep(_Doc):
 
     artifact_id: str
     report: str
-    backend: Literal["ollama", "sim"]
+    backend: Literal["ollama", "sim", "llamacpp"]
     simulated: bool
     time_scale: float
     kit_version: str

@@ -69,13 +69,18 @@ def _images(args: argparse.Namespace) -> int:
     if args.verb == "clean":
         return _clean(client, args)
     if args.verb == "build":
-        images.build_all(
+        from harness.containers.llamacpp_image import build_llamacpp_image
+
+        built = images.build_all(
             client,
             kit_version=__version__,
             python_exe=sys.executable,
             install_debootstrap=args.install_debootstrap,
             progress=print,
         )
+        result, server = build_llamacpp_image(client, base_tag=built.base.tag, kit_version=__version__, progress=print)
+        took = f"compiled in {server.build_s:.0f} s" if server.built_now else f"cached, {server.elapsed_s:.1f} s"
+        print(f"{result.tag} (llama-server {server.llama_cpp_commit}, {took})")
         return EXIT_OK
     pinned = pins.load_pins()
     if args.action == "base":
@@ -87,6 +92,15 @@ def _images(args: argparse.Namespace) -> int:
     lock = pins.resolve_pins(pinned, client=client)
     for name, locked in lock.images.items():
         print(f"{name}: {locked}")
+    return EXIT_OK
+
+
+def _model(args: argparse.Namespace) -> int:
+    from harness.engines.tiny_model import file_sha256
+    from harness.run.llamacpp import ensure_tiny_model
+
+    path = ensure_tiny_model(progress=print)
+    print(f"{path} sha256 {file_sha256(path)} ({path.stat().st_size} bytes)")
     return EXIT_OK
 
 
@@ -389,7 +403,14 @@ def _bundle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_SETTING_FLAGS = ("backend", "time_scale", "read_timeout_s", "connect_timeout_s", "call_deadline_s")
+_SETTING_FLAGS = (
+    "backend",
+    "time_scale",
+    "read_timeout_s",
+    "connect_timeout_s",
+    "call_deadline_s",
+    "model_file",
+)
 """Command-line flags that override a setting of the same name (Settings is built once, in :func:`main`)."""
 
 
@@ -401,6 +422,7 @@ _VERBS: dict[str, Callable[[argparse.Namespace, Settings, list[str]], int]] = {
     "analyze": lambda args, settings, _: _analyze(args, settings),
     "report": lambda args, _settings, _: _report(args),
     "build": lambda args, _settings, _: _images(args),
+    "model": lambda args, _settings, _: _model(args),
     "images": lambda args, _settings, _: _images(args),
     "clean": lambda args, _settings, _: _images(args),
     "specs": lambda _args, settings, _: _specs(settings),

@@ -37,7 +37,12 @@ def _add_reproduce(verbs: argparse._SubParsersAction[_Parser]) -> None:
     rep.add_argument(
         "--bundle", type=Path, default=None, help="re-run a bundle's plan with its exact images (see `bundle`)"
     )
-    rep.add_argument("--backend", choices=("auto", "ollama", "sim"), default=None, help="default: HARNESS_BACKEND")
+    rep.add_argument(
+        "--backend", choices=("auto", "ollama", "sim", "llamacpp"), default=None, help="default: HARNESS_BACKEND"
+    )
+    rep.add_argument(
+        "--model-file", type=Path, default=None, help="llamacpp: GGUF weights to serve (default: the tiny test model)"
+    )
     rep.add_argument("--runs", type=_RUNS, default=None, help="repetitions per config (default: the spec's)")
     rep.add_argument("--configs", default=None, help="regular expression over config ids")
     rep.add_argument(
@@ -97,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     verbs.add_parser("specs", help="validate every experiment spec and show its run counts")
     build = verbs.add_parser("build", help="build the kit's images (offline Debian base when no registry answers)")
+    model = verbs.add_parser("model", help="test models")
+    model_actions = model.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    model_actions.add_parser("tiny", help="write the deterministic tiny GGUF test model into the cache")
     images = verbs.add_parser("images", help="image maintenance")
     images.add_argument("action", choices=("base", "lock"), help="base: bootstrap the Debian base; lock: pin digests")
     for sub in (build, images):

@@ -63,6 +63,12 @@ class CallRecord(_Record):
     eval_count: int | None = None
     eval_duration_ns: int | None = None
     server_simulated: bool = Field(default=False, description="the server marked itself as the simulator")
+    engine: Literal["ollama", "llamacpp"] = Field(
+        default="ollama", description="the server API spoken: Ollama's /api/generate or llama.cpp's /v1/completions"
+    )
+    max_tokens: int | None = Field(
+        default=None, description="explicit token budget the call sent (llama.cpp: a random-weight model never ends)"
+    )
 
 
 class AgentRunRecord(_Record):

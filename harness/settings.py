@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from harness.errors import SettingsError
 
-Backend = Literal["auto", "ollama", "sim"]
+Backend = Literal["auto", "ollama", "sim", "llamacpp"]
 
 MAX_TIME_SCALE = 100.0
 """A rehearsal slower than 100 × real time is a typo; ``inf`` would hang the simulator."""
@@ -30,7 +30,12 @@ class Settings(BaseSettings):
 
     experiments_dir: Path = Field(default=Path("experiments"), description="where trNNN.toml specs live")
     artifacts_dir: Path = Field(default=Path("artifacts"), description="where run outputs are written")
-    backend: Backend = Field(default="auto", description="auto: Ollama when Docker sees an NVIDIA GPU, else sim")
+    backend: Backend = Field(
+        default="auto", description="auto: Ollama when Docker sees an NVIDIA GPU, else sim; llamacpp: llama.cpp"
+    )
+    model_file: Path | None = Field(
+        default=None, description="llamacpp: the GGUF weights to serve (default: the kit's tiny test model)"
+    )
     time_scale: float = Field(
         default=1.0, gt=0, le=MAX_TIME_SCALE, description="simulator only: multiply every delay by this (0 < x ≤ 100)"
     )

@@ -69,6 +69,10 @@ def add_agent_verb(verbs: argparse._SubParsersAction[Any]) -> None:
         sub.add_argument("--corpus", type=Path, default=Path("experiments/corpus"))
         sub.add_argument("--workflow", choices=("two_call", "one_call", "single_call"), default="two_call")
         sub.add_argument("--no-stream", action="store_true", help="non-streaming calls (TR109)")
+        sub.add_argument(
+            "--engine", choices=("ollama", "llamacpp"), default="ollama", help="server API: Ollama or llama.cpp"
+        )
+        sub.add_argument("--max-tokens", type=int, default=None, help="explicit token budget of every call")
         sub.add_argument("--run-id", default=None, help="plan run id to stamp on every record")
         sub.add_argument(
             "--connect-timeout-s", type=_TIMEOUT, default=None, help="TCP connect timeout (HARNESS_CONNECT_TIMEOUT_S)"
@@ -110,6 +114,8 @@ def run_agent(args: argparse.Namespace, settings: Settings) -> int:
         streaming=not args.no_stream,
         prompts_dir=args.prompts,
         corpus_dir=args.corpus,
+        engine=args.engine,
+        max_tokens=args.max_tokens,
     )
     timeouts = Timeouts(settings.read_timeout_s, settings.connect_timeout_s, settings.call_deadline_s)
     out_ctx: contextlib.AbstractContextManager[IO[str]]

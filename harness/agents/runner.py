@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.agents.workflow import Identity, RecordSink, Workload, process_start_monotonic_ns, run_agent
+from harness.agents.workflow import (
+    Identity,
+    RecordSink,
+    Workload,
+    make_client,
+    process_start_monotonic_ns,
+    run_agent,
+)
 from harness.engines.ollama import OllamaClient
 from harness.records import AgentRunRecord, MultiRunRecord
 
@@ -50,7 +57,8 @@ async def run_single(
 ) -> list[AgentRunRecord]:
     process_start = process_start_monotonic_ns()
     out: list[AgentRunRecord] = []
-    async with OllamaClient(
+    async with make_client(
+        workload.engine,
         base_url,
         read_timeout_s=timeouts.read_timeout_s,
         connect_timeout_s=timeouts.connect_timeout_s,
@@ -93,7 +101,8 @@ async def run_multi(
     process_start = process_start_monotonic_ns()
 
     def client(url: str) -> OllamaClient:
-        return OllamaClient(
+        return make_client(
+            workload.engine,
             url,
             read_timeout_s=timeouts.read_timeout_s,
             connect_timeout_s=timeouts.connect_timeout_s,

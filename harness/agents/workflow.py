@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from harness.engines.llamacpp import LlamaCppClient
 from harness.engines.ollama import CallObservation, OllamaClient
 from harness.errors import AgentError
 from harness.protocol import corpus
 from harness.records import AgentRunRecord, CallRecord, MultiRunRecord, Role, Stage
 
 Workflow = Literal["single_call", "one_call", "two_call"]
+Engine = Literal["ollama", "llamacpp"]
 RecordSink = Callable[[CallRecord | AgentRunRecord | MultiRunRecord], None]
 
 
@@ -36,10 +38,21 @@ class Workload:
     report_template: str
     single_prompt: str
     corpus_dir: Path | None
+    engine: Engine = "ollama"
+    max_tokens: int | None = None
+    """Explicit per-call token budget; the llama.cpp backend always sets one (docs/engines.md)."""
 
     @classmethod
     def load(
-        cls, *, model: str, workflow: Workflow, streaming: bool, prompts_dir: Path, corpus_dir: Path | None
+        cls,
+        *,
+        model: str,
+        workflow: Workflow,
+        streaming: bool,
+        prompts_dir: Path,
+        corpus_dir: Path | None,
+        engine: Engine = "ollama",
+        max_tokens: int | None = None,
     ) -> Workload:
         try:
             analysis = (prompts_dir / "analysis.txt").read_text(encoding="utf-8")
@@ -52,7 +65,19 @@ class Workload:
             ) from None
         if workflow != "single_call" and (corpus_dir is None or not corpus_dir.is_dir()):
             raise AgentError(f"corpus folder {corpus_dir} not found", hint="pass --corpus experiments/corpus")
-        return cls(model, workflow, streaming, analysis, report, single, corpus_dir)
+        if max_tokens is not None and max_tokens < 1:
+            raise AgentError(f"token budget {max_tokens} is not positive", hint="pass --max-tokens 1 or more")
+        return cls(model, workflow, streaming, analysis, report, single, corpus_dir, engine, max_tokens)
+
+
+def make_client(
+    engine: Engine, base_url: str, *, read_timeout_s: float, connect_timeout_s: float, call_deadline_s: float | None
+) -> OllamaClient:
+    """The client of the engine a run talks to (both stream with the same stamped transport and timeouts)."""
+    cls = LlamaCppClient if engine == "llamacpp" else OllamaClient
+    return cls(
+        base_url, read_timeout_s=read_timeout_s, connect_timeout_s=connect_timeout_s, call_deadline_s=call_deadline_s
+    )
 
 
 @dataclass(frozen=True)
@@ -103,6 +128,7 @@ def _call_record(
     model: str,
     options: dict[str, float | int] | None,
     streaming: bool,
+    max_tokens: int | None,
 ) -> CallRecord:
     final = obs.final
     return CallRecord(
@@ -137,7 +163,16 @@ def _call_record(
         eval_count=final.get("eval_count"),
         eval_duration_ns=final.get("eval_duration"),
         server_simulated=obs.simulated,
+        engine="llamacpp" if client.engine == "llamacpp" else "ollama",
+        max_tokens=max_tokens,
     )
+
+
+def _with_budget(options: dict[str, float | int] | None, max_tokens: int | None) -> dict[str, float | int] | None:
+    """The options sent: the run's token budget as ``num_predict`` (→ llama.cpp ``max_tokens``), if any."""
+    if max_tokens is None:
+        return options
+    return {**(options or {}), "num_predict": max_tokens}
 
 
 async def run_agent(
@@ -176,7 +211,8 @@ async def run_agent(
         prompt = corpus.render(template, {**values, "analysis": analysis_text}) if stage == "report" else template
         if first_request_ns is None:
             first_request_ns = time.monotonic_ns()
-        obs = await client.generate(workload.model, prompt, options=options, stream=workload.streaming)
+        sent = _with_budget(options, workload.max_tokens)
+        obs = await client.generate(workload.model, prompt, options=sent, stream=workload.streaming)
         durations[stage] = obs.end_ns - obs.start_ns
         emit(
             _call_record(
@@ -189,6 +225,7 @@ async def run_agent(
                 model=workload.model,
                 options=options,
                 streaming=workload.streaming,
+                max_tokens=workload.max_tokens,
             )
         )
         if not obs.ok:

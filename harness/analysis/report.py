@@ -32,6 +32,7 @@ from harness.analysis import (
     verdicts,
     writers,
 )
+from harness.analysis.engine import other_engine
 from harness.analysis.tidy import ok_rows
 from harness.artifacts import Sweep
 from harness.atomic import write_text_atomic
@@ -116,6 +117,9 @@ def build_report(
     source = f"artifact folder `{artifact_dir.name}`"
     if kit.sweep is not None:
         source += f" (backend {kit.sweep.backend}, kit {kit.sweep.kit_version}, {kit.sweep.planned_runs} planned runs)"
+        engine = other_engine(kit.sweep.backend)
+        if engine is not None:
+            source += f", measured on {engine}"
     data = compute(
         kit.frame,
         spec,
@@ -199,7 +203,14 @@ def compute(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BadInputError(f"cannot create the report folder {out_dir}: {exc.strerror}") from None
-    judged = verdicts.judge_claims(spec.claims, frame, regime=regime, gpu_name=gpu_name, simulated=simulated)
+    judged = verdicts.judge_claims(
+        spec.claims,
+        frame,
+        regime=regime,
+        gpu_name=gpu_name,
+        simulated=simulated,
+        backend=(run_facts or {}).get("backend"),
+    )
     mark = figure_mark(simulated, (run_facts or {}).get("time_scale"))
     figures = plots.render_all(frame, [v.model_dump() for v in judged], timeline, out_dir / "figures", mark=mark)
     notes = [f"figure {f.name}: {f.note}" for f in figures if f.note]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from harness.analysis import distributions, plots, summary, verdicts
+from harness.analysis.engine import engine_note
 from harness.analysis.tidy import ok_rows
 from harness.analysis.writers import Section, flatten, fmt, frame_table, md_table
 from harness.schemas import ClaimVerdict
@@ -41,6 +42,9 @@ def verdicts_section(data: ReportData) -> Section:
     s = Section("Verdicts")
     found = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in verdicts.counts(data.verdicts).items())
     s.para(f"Regime: {data.regime}. {found or 'no verdicts'} (of {len(data.verdicts)} claims).")
+    note = engine_note(data.run_facts.get("backend"))
+    if note is not None:
+        s.para(note)
     if not data.verdicts:
         s.para(f"The spec {data.spec.id} lists no claims.")
         return s

@@ -27,6 +27,7 @@ import pandas as pd
 
 from harness.analysis import claims, stats
 from harness.analysis.claims import Measurement, NotInData
+from harness.analysis.engine import other_engine
 from harness.protocol.spec import Claim
 from harness.schemas import REHEARSAL_PREFIX, VERDICTS_SCHEMA_VERSION, ClaimVerdict, Regime
 
@@ -208,10 +209,12 @@ def judge_remeasurement(
     *,
     gpu_name: str | None,
     simulated: bool,
+    backend: str | None = None,
     level: float = stats.DEFAULT_LEVEL,
     seed: int = stats.DEFAULT_SEED,
 ) -> ClaimVerdict:
-    """Equivalence of the kit's measurement with the published value, within the spec's band."""
+    """Equivalence of the kit's measurement with the published value, within the spec's band; ``backend`` is the
+    sweep's (another engine than Ollama cannot judge absolute, hardware-bound figures)."""
     base = _base(claim, "re-measurement", simulated, level)
     band = _band(claim)
     bands = {
@@ -226,7 +229,7 @@ def judge_remeasurement(
     else:
         missing = ""
     filled = {**_filled(base, m, claim.value), **bands}
-    verdict, reason = _remeasure_rule(claim, m, missing, band, gpu_name)
+    verdict, reason = _remeasure_rule(claim, m, missing, band, gpu_name, other_engine(backend))
     if simulated:
         verdict = REHEARSAL_PREFIX + verdict
         reason = "SIMULATED rehearsal, not a measurement: " + reason
@@ -245,10 +248,20 @@ def _band(claim: Claim) -> tuple[float, float] | None:
 
 
 def _remeasure_rule(
-    claim: Claim, m: Measurement | None, missing: str, band: tuple[float, float] | None, gpu_name: str | None
+    claim: Claim,
+    m: Measurement | None,
+    missing: str,
+    band: tuple[float, float] | None,
+    gpu_name: str | None,
+    engine: str | None = None,
 ) -> tuple[str, str]:
     if claim.comparability == "not_comparable":
         return "not_comparable", claim.note or "the spec marks this claim as not comparable"
+    if claim.comparability == "hardware_bound" and engine is not None:
+        return "not_comparable", (
+            f"hardware-bound figure: measured on {engine}, not on Ollama; absolute figures of another engine are "
+            f"not judged against the {ORIGINAL_GPU}'s"
+        )
     if claim.comparability == "hardware_bound" and not same_gpu(gpu_name):
         return "not_comparable", (
             f"hardware-bound figure: measured on {gpu_name or 'an unknown GPU'}, published on the {ORIGINAL_GPU}"
@@ -292,14 +305,15 @@ def judge_claims(
     regime: Regime,
     gpu_name: str | None = None,
     simulated: bool = False,
+    backend: str | None = None,
     level: float = stats.DEFAULT_LEVEL,
     seed: int = stats.DEFAULT_SEED,
 ) -> list[ClaimVerdict]:
-    """Every claim of a spec, in the spec's order, under one regime."""
+    """Every claim of a spec, in the spec's order, under one regime (``backend``: the sweep's, re-measurement)."""
     if regime == "recomputation":
         return [judge_recomputation(c, frame, level=level, seed=seed) for c in claim_list]
     return [
-        judge_remeasurement(c, frame, gpu_name=gpu_name, simulated=simulated, level=level, seed=seed)
+        judge_remeasurement(c, frame, gpu_name=gpu_name, simulated=simulated, backend=backend, level=level, seed=seed)
         for c in claim_list
     ]
 

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness import __version__
 from harness.artifacts import ArtifactDir, load_run_result
@@ -39,9 +39,35 @@ def harness_image(client: Any, progress: Progress) -> tuple[str, float]:
     return tag, time.monotonic() - start
 
 
+def llamacpp_stack_variables(client: Any, progress: Progress) -> tuple[dict[str, str], str, float]:
+    """Compose variables of a llama.cpp stack serving the tiny model, its image, and the time to get both."""
+    from harness.containers import images
+    from harness.containers.llamacpp_image import build_llamacpp_image
+    from harness.engines.tiny_model import file_sha256
+    from harness.run import llamacpp
+
+    start = time.monotonic()
+    base = images.load_pins().debian.tag
+    result, _server = build_llamacpp_image(client, base_tag=base, kit_version=__version__, progress=progress)
+    model = llamacpp.ensure_tiny_model(progress=progress)
+    plan = llamacpp.ServerPlan(1, str(model), file_sha256(model), 4096, 1, llamacpp.threads_per_server(1), 0, 1, [])
+    if result.tag is None:
+        raise BenchError("the llama.cpp image could not be built", hint="run `invoke build` and read its output")
+    return {"OLLAMA_MODEL": "tiny", **plan.variables(result.tag)}, result.tag, time.monotonic() - start
+
+
 def measure_stack(
-    client: Any, image: str, image_check_s: float, *, repetitions: int, progress: Progress
+    client: Any,
+    image: str,
+    image_check_s: float,
+    *,
+    repetitions: int,
+    progress: Progress,
+    backend: str = "sim",
+    engine_vars: dict[str, str] | None = None,
 ) -> StackOverhead:
+    """``backend="llamacpp"``: the servers are llama.cpp loading a real GGUF file (``engine_vars``), ready on
+    ``/health``; otherwise the simulated Ollama."""
     from harness.containers import compose, stack
     from harness.settings import OllamaServerSettings
 
@@ -50,13 +76,15 @@ def measure_stack(
         "SIM_TIME_SCALE": "1",
         "SIM_DEVICE_GROUP": "bench",
         "OLLAMA_MODEL": "gemma3:latest",
+        **(engine_vars or {}),
     }
+    files_backend: Literal["llamacpp", "sim"] = "llamacpp" if backend == "llamacpp" else "sim"
     ups: list[float] = []
     downs: list[float] = []
     for rep in range(1, repetitions + 1):
         progress(f"stack overhead: {rep}/{repetitions}")
-        project = compose.load_compose(compose.compose_files("single", "sim"), variables, gpu=False)
-        live = stack.Stack(project, client=client, run_id=f"bench-stack-{rep}", kit_version=__version__,
+        project = compose.load_compose(compose.compose_files("single", files_backend), variables, gpu=False)
+        live = stack.Stack(project, client=client, run_id=f"bench-stack-{backend}-{rep}", kit_version=__version__,
                            ready_timeout_s=60, handle_signals=False)  # fmt: skip
         start = time.monotonic()
         try:

@@ -134,6 +134,8 @@ class BenchResults(_Model):
     clients: list[ClientRow] = Field(default_factory=list)
     efficiency: list[EfficiencyRow] = Field(default_factory=list)
     stack: StackOverhead | None = None
+    stack_llamacpp: StackOverhead | None = None
+    """The same create → ready → removed with llama.cpp servers loading the tiny GGUF model (a real engine)."""
     report: ReportTime | None = None
     peer: PeerResult | None = None
     scheduling: SchedulingOverhead | None = None

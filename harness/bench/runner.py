@@ -137,6 +137,7 @@ def run_bench(options: BenchOptions, progress: Progress) -> tuple[BenchResults, 
         )
 
     stack_result: StackOverhead | None = None
+    llamacpp_stack: StackOverhead | None = None
     report_result: ReportTime | None = None
     if client is not None:
         try:
@@ -146,6 +147,16 @@ def run_bench(options: BenchOptions, progress: Progress) -> tuple[BenchResults, 
                 stack_result = overhead.measure_stack(client, image, image_s, repetitions=reps, progress=progress)
         except HarnessError as exc:
             notes.append(f"stack overhead not measured: {exc}")
+        if "stack" in sections:
+            try:
+                engine_vars, engine_image, engine_s = overhead.llamacpp_stack_variables(client, progress)
+                reps = 5 if options.quick else 15
+                llamacpp_stack = overhead.measure_stack(
+                    client, engine_image, engine_s, repetitions=reps, progress=progress,
+                    backend="llamacpp", engine_vars=engine_vars,
+                )  # fmt: skip
+            except HarnessError as exc:
+                notes.append(f"llama.cpp stack overhead not measured: {exc}")
         if "report" in sections:
             try:
                 report_result = overhead.measure_report(cwd=options.repo_root, progress=progress)
@@ -174,6 +185,7 @@ def run_bench(options: BenchOptions, progress: Progress) -> tuple[BenchResults, 
         clients=client_rows,
         efficiency=efficiency_rows,
         stack=stack_result,
+        stack_llamacpp=llamacpp_stack,
         report=report_result,
         peer=peer_result,
         scheduling=scheduling_result,

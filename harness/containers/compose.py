@@ -26,7 +26,7 @@ LABEL_READY_HTTP = "io.chimeraforge.ready_http"
 
 Publish = Literal["ephemeral", "as_written", "none"]
 Topology = Literal["single", "dual"]
-Backend = Literal["ollama", "sim"]
+Backend = Literal["ollama", "sim", "llamacpp"]
 
 # ------------------------------------------------------------------------------------------- interpolation
 
@@ -592,10 +592,10 @@ def load_compose(paths: Sequence[Path], variables: Mapping[str, str], *, gpu: bo
 def compose_files(topology: Topology, backend: Backend, compose_dir: Path = COMPOSE_DIR) -> list[Path]:
     """The file set for a topology and backend (sim = the stack file plus the simulator overrides)."""
     files = [compose_dir / f"{topology}-ollama.yml"]
-    if backend == "sim":
-        files.append(compose_dir / "sim.override.yml")
+    if backend in ("sim", "llamacpp"):
+        files.append(compose_dir / f"{backend}.override.yml")
         if topology == "dual":
-            files.append(compose_dir / "sim-dual.override.yml")
+            files.append(compose_dir / f"{backend}-dual.override.yml")
     return files
 
 

@@ -162,6 +162,8 @@ class _StampingTransport(httpx.AsyncHTTPTransport):
 class OllamaClient:
     """One server. Use as ``async with OllamaClient(url) as client``."""
 
+    engine = "ollama"
+
     def __init__(
         self,
         base_url: str,

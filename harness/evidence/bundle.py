@@ -102,7 +102,7 @@ class BundleIndex(_Model):
     created_at: str
     artifact_id: str
     report: str
-    backend: Literal["ollama", "sim"]
+    backend: Literal["ollama", "sim", "llamacpp"]
     simulated: bool
     time_scale: float
     images: list[BundledImage]

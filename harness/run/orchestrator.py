@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # the Docker SDK is imported only when a container executor i
     from harness.containers.compose import ComposeProject, Topology
     from harness.containers.engine import Client
     from harness.containers.stack import Stack
+    from harness.run.llamacpp import ServerPlan
 
 AnyRecord = CallRecord | AgentRunRecord | MultiRunRecord
 
@@ -265,12 +266,23 @@ def is_multi(run: Run) -> bool:
 
 
 def agent_command(
-    run: Run, spec: Spec, urls: list[str], time_scale: float, *, timeouts: Timeouts | None = None
+    run: Run,
+    spec: Spec,
+    urls: list[str],
+    time_scale: float,
+    *,
+    timeouts: Timeouts | None = None,
+    engine: str = "ollama",
+    max_tokens: int | None = None,
 ) -> list[str]:
     """The agent command line a containerised run executes (records go to stdout); both languages take it."""
     agent = spec.agent
     timeouts = timeouts or Timeouts()
     common = ["--model", run.model, "--output-dir", "-", "--run-id", run.run_id]
+    if engine != "ollama":
+        common += ["--engine", engine]
+    if max_tokens is not None:
+        common += ["--max-tokens", str(max_tokens)]
     common += ["--read-timeout-s", repr(timeouts.read_timeout_s)]
     common += ["--call-deadline-s", repr(timeouts.call_deadline_s)]
     common += ["--connect-timeout-s", repr(timeouts.connect_timeout_s)]
@@ -329,6 +341,12 @@ class DockerExecutor:
     backend: str = "sim"
     rust_image: str = ""
     ollama_image: str = ""
+    llamacpp_image: str = ""
+    model_file: Path | None = None
+    """llamacpp: the GGUF file every server mounts read-only; ``model_sha256`` is its digest."""
+    model_sha256: str = ""
+    engine_build: Mapping[str, object] | None = None
+    """llamacpp: how the server binary was built (sdist hash, llama.cpp commit, CMake flags): ``engine.json``."""
     read_timeout_s: float = 600.0
     connect_timeout_s: float = 10.0
     call_deadline_s: float = 1800.0
@@ -376,6 +394,11 @@ class DockerExecutor:
         self.require_server_image()
 
     def require_server_image(self) -> None:
+        if self.backend == "llamacpp" and not (self.llamacpp_image and self.model_file and self.model_sha256):
+            raise BadInputError(
+                "the llama.cpp backend needs its server image and a model file",
+                hint="run `invoke build`, and pass --model-file PATH.gguf or run `invoke model.tiny`",
+            )
         if self.backend == "ollama" and not self.ollama_image:
             raise BadInputError(
                 "the Ollama backend needs the kit's Ollama image, which is built from ollama/ollama and so needs "
@@ -396,7 +419,12 @@ class DockerExecutor:
     def image_ids(self) -> dict[str, str]:
         from harness.containers import engine
 
-        refs = {"harness": self.harness_image, "rust-agent": self.rust_image, "ollama": self.ollama_image}
+        refs = {
+            "harness": self.harness_image,
+            "rust-agent": self.rust_image,
+            "ollama": self.ollama_image,
+            "llamacpp": self.llamacpp_image,
+        }
         return {role: engine.image_id(self.client, ref) for role, ref in refs.items() if ref}
 
     def project(
@@ -408,6 +436,7 @@ class DockerExecutor:
         sim_seed: int,
         device_group: str,
         ports: Mapping[str, str] | None = None,
+        engine_vars: Mapping[str, str] | None = None,
     ) -> ComposeProject:
         """The compose project of one stack: these server settings, this executor's images and backend."""
         from harness.containers import compose
@@ -422,10 +451,11 @@ class DockerExecutor:
             "SIM_DEVICE_GROUP": device_group,
             "OLLAMA_MODEL": model,
             **(ports or {}),
+            **(engine_vars or {}),
         }
         files = compose.compose_files(
             topology,
-            "sim" if self.backend == "sim" else "ollama",
+            "sim" if self.backend == "sim" else "llamacpp" if self.backend == "llamacpp" else "ollama",
             self.compose_dir or compose.COMPOSE_DIR,
         )
         return compose.load_compose(files, variables, gpu=self.backend == "ollama")
@@ -438,12 +468,37 @@ class DockerExecutor:
             self._down_live()
             raise
 
+    def _llamacpp(self, spec: Spec, run: Run | None) -> ServerPlan | None:
+        from harness.containers import model_volume
+        from harness.run import llamacpp
+
+        if self.backend != "llamacpp" or self.model_file is None:
+            return None
+        # the weights reach the servers through a volume (the container policy refuses host bind mounts)
+        model_volume.ensure_gguf_volume(
+            self.client,
+            self.model_file,
+            self.model_sha256,
+            image=self.llamacpp_image,
+            kit_version=self.kit_version,
+        )
+        return llamacpp.server_plan(
+            spec, run, model_file=self.model_file, model_sha256=self.model_sha256, seed=self.seed
+        )
+
     def _prepare_model(self, spec: Spec) -> PreparedModel:
         from harness.containers import stack
 
+        engine_plan = self._llamacpp(spec, None)
         project = self.project(
-            server_settings(spec), topology="single", model=spec.model.name, sim_seed=self.seed, device_group="prep"
+            server_settings(spec),
+            topology="single",
+            model=spec.model.name,
+            sim_seed=self.seed,
+            device_group="prep",
+            engine_vars=engine_plan.variables(self.llamacpp_image) if engine_plan else None,
         )
+        started = time.monotonic()
         with stack.Stack(
             project,
             client=self.client,
@@ -456,6 +511,8 @@ class DockerExecutor:
         ) as live:
             self._live.append(live)
             try:
+                if engine_plan is not None:
+                    return asyncio.run(self._describe_llamacpp(live.url("ollama"), spec, time.monotonic() - started))
                 return asyncio.run(
                     prepare_model(
                         live.url("ollama"),
@@ -467,6 +524,15 @@ class DockerExecutor:
                 )
             finally:
                 self._live.remove(live)
+
+    async def _describe_llamacpp(self, base_url: str, spec: Spec, load_s: float) -> PreparedModel:
+        from harness.run import llamacpp
+
+        assert self.model_file is not None
+        facts, server = await llamacpp.describe_server(
+            base_url, spec.model.name, self.model_sha256, self.model_file.stat().st_size, load_s
+        )
+        return PreparedModel(facts, server)
 
     async def execute(self, run: Run, spec: Spec) -> RunOutcome:
         try:
@@ -485,16 +551,21 @@ class DockerExecutor:
     def _execute(self, run: Run, spec: Spec) -> RunOutcome:
         from harness.containers import engine, stack
 
+        engine_plan = self._llamacpp(spec, run)
         project = self.project(
             server_settings(spec),
             topology=spec.topology.ollama,
             model=run.model,
             sim_seed=run_seed(self.seed, run.run_id),
             device_group=f"run-{run.run_id}",
+            engine_vars=engine_plan.variables(self.llamacpp_image) if engine_plan else None,
         )
         services = ["ollama", "ollama2"][: len(spec.topology.ports)]
         urls = [f"http://{name}:11434" for name in services]
         outcome = RunOutcome()
+        if engine_plan is not None:
+            outcome.extra_files["llamacpp.json"] = engine_plan.to_json()
+        up_started = time.monotonic()
         with stack.Stack(
             project,
             client=self.client,
@@ -506,6 +577,10 @@ class DockerExecutor:
             sweep=self.sweep,
         ) as live:
             self._live.append(live)
+            if engine_plan is not None:
+                # load time on this engine: stack start to every server's /health answering 200
+                stack_ready_s = time.monotonic() - up_started
+                outcome.extra_files["llamacpp.json"] = engine_plan.to_json(stack_ready_s=stack_ready_s)
             rust = run.language == "rust"
             result = live.run_container(
                 agent_command(
@@ -514,6 +589,8 @@ class DockerExecutor:
                     urls,
                     self.time_scale,
                     timeouts=Timeouts(self.read_timeout_s, self.connect_timeout_s, self.call_deadline_s),
+                    engine="llamacpp" if engine_plan is not None else "ollama",
+                    max_tokens=engine_plan.max_tokens if engine_plan is not None else None,
                 ),
                 image=self.rust_image if rust else None,
                 name=f"agent-{run.runtime}",

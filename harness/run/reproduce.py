@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import re
 import shlex
 import sys
@@ -23,6 +24,7 @@ from typing import Any, Literal
 from harness import __version__
 from harness.analysis.report import build_report
 from harness.artifacts import ArtifactDir, ModelFacts, SweepSettings
+from harness.atomic import write_text_atomic
 from harness.containers.compose import COMPOSE_DIR
 from harness.errors import BadInputError
 from harness.evidence.manifest import write_manifest
@@ -55,6 +57,10 @@ KIT_ROOT = Path(__file__).resolve().parents[2]
 
 ExecutorKind = Literal["docker", "local", "ray"]
 SIMULATED_NOTE = "SIMULATED: a rehearsal of the protocol against the simulated Ollama, not a measurement."
+LLAMACPP_NOTE = (
+    "llama.cpp: real tokens and engine timings, on this host's CPU; absolute figures are not comparable with the "
+    "reports' GPU numbers."
+)
 
 
 @dataclass(frozen=True)
@@ -156,6 +162,24 @@ def docker_executor(settings: Settings, progress: Progress) -> DockerExecutor:
         backend = "ollama" if engine.gpu_visible(client) else "sim"
         if backend == "sim":
             progress("No NVIDIA GPU visible to Docker: using the simulated backend.")
+    model_file: Path | None = None
+    model_sha256 = ""
+    if backend == "llamacpp":
+        from harness.engines.tiny_model import file_sha256
+        from harness.run import llamacpp
+
+        if settings.time_scale != 1.0:
+            raise BadInputError("--time-scale applies to the simulator only", hint="drop it, or use --backend sim")
+        if settings.model_file is not None:
+            model_file = llamacpp.check_model_file(settings.model_file)
+        else:
+            model_file = llamacpp.ensure_tiny_model(progress=progress)
+            progress(f"no --model-file: serving the kit's tiny test model {model_file} (random weights)")
+        model_sha256 = file_sha256(model_file)
+    elif settings.model_file is not None:
+        raise BadInputError(
+            "--model-file applies to --backend llamacpp only", hint="drop it, or add --backend llamacpp"
+        )
     if backend == "ollama":
         if settings.time_scale != 1.0:
             raise BadInputError("--time-scale applies to the simulator only", hint="drop it, or use --backend sim")
@@ -168,7 +192,11 @@ def docker_executor(settings: Settings, progress: Progress) -> DockerExecutor:
                 hint="run `invoke images.lock` and `invoke build` where a registry answers, load a bundle's images, "
                 "or rehearse with --backend sim",
             )
-    return DockerExecutor.from_settings(client, settings, backend=backend)
+    return dataclasses.replace(
+        DockerExecutor.from_settings(client, settings, backend=backend),
+        model_file=model_file,
+        model_sha256=model_sha256,
+    )
 
 
 def with_images(executor: DockerExecutor, progress: Progress, *, rust: bool) -> DockerExecutor:
@@ -186,11 +214,23 @@ def with_images(executor: DockerExecutor, progress: Progress, *, rust: bool) -> 
     built = {i.name: i.tag for i in report.images}
     if not built.get("harness") or (rust and not built.get("rust-agent")):
         raise BadInputError("the agent images could not be built", hint="see the build output above")
+    llamacpp_image = ""
+    engine_build = None
+    if executor.backend == "llamacpp":
+        from harness.containers.llamacpp_image import build_llamacpp_image
+
+        result, server = build_llamacpp_image(
+            executor.client, base_tag=report.base.tag, kit_version=__version__, progress=progress
+        )
+        llamacpp_image = result.tag or ""
+        engine_build = {**server.facts(), "image": llamacpp_image, "image_id": result.image_id}
     return dataclasses.replace(
         executor,
         harness_image=built["harness"] or "",
         rust_image=built.get("rust-agent") or "",
         ollama_image=(built.get("ollama") or "") if executor.backend == "ollama" else "",
+        llamacpp_image=llamacpp_image,
+        engine_build=engine_build,
     )
 
 
@@ -292,6 +332,8 @@ def _from_spec(request: SpecRequest, settings: Settings, progress: Progress, on_
         settings = rehearsal_pace(settings, progress)
         if docker is not None:
             docker = replace(docker, time_scale=settings.time_scale)
+    elif docker.backend == "llamacpp":
+        progress(LLAMACPP_NOTE)
     planned(
         plan,
         spec,
@@ -548,6 +590,9 @@ def _record(
             spec_bytes=spec_bytes,
         )
         record_provenance(out, provenance)
+        if isinstance(executor, DockerExecutor) and executor.engine_build is not None:
+            doc = {"schema_version": 1, **executor.engine_build, "model_file": str(executor.model_file)}
+            write_text_atomic(out.root / "engine.json", json.dumps(doc, indent=2, sort_keys=True) + "\n")
         progress(f"environment fingerprint {provenance.fingerprint_sha256[:16]}… (provenance.json)")
         cluster = executor if isinstance(executor, RayExecutor) else None
         if cluster is not None:

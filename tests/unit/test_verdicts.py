@@ -141,6 +141,12 @@ def test_remeasurement_band_rules() -> None:
     hw = _claim("98.2", comparability="hardware_bound", **BAND)
     assert judge(hw, frame, gpu_name="NVIDIA H100", simulated=False).verdict == "not_comparable"
     assert judge(hw, frame, gpu_name="NVIDIA GeForce RTX 4080 Laptop GPU", simulated=False).verdict == "reproduced"
+    # the original GPU, but another engine: absolute figures of llama.cpp are not judged against Ollama's
+    other = judge(hw, frame, gpu_name="NVIDIA GeForce RTX 4080 Laptop GPU", simulated=False, backend="llamacpp")
+    assert other.verdict == "not_comparable" and "llama.cpp" in other.reason
+    assert judge(_claim("98.2", **BAND), frame, gpu_name=None, simulated=False, backend="llamacpp").verdict == (
+        "reproduced"
+    )  # ratios and percentages still are
 
 
 def test_bands_and_intervals_stay_inside_what_the_formula_allows() -> None:

@@ -56,7 +56,8 @@ fn load(common: &Common) -> anyhow::Result<(Workload, Arc<FileSink>)> {
         !common.no_stream,
         &common.prompts,
         Some(&common.corpus),
-    )?;
+    )?
+    .with_engine(common.engine.into(), common.max_tokens)?;
     let sink = FileSink::open(&common.output_dir)
         .with_context(|| format!("cannot write records in {}", common.output_dir.display()))?;
     Ok((workload, Arc::new(sink)))

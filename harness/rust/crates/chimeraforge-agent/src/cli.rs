@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use chimeraforge_core::body::{OptionValue, Options};
 use chimeraforge_core::records::Scenario;
-use chimeraforge_core::workflow::Workflow;
+use chimeraforge_core::workflow::{Engine, Workflow};
 use clap::{Args, Parser, ValueEnum};
 
 /// The async runtime that drives the agents; every record carries its name.
@@ -63,6 +63,26 @@ impl From<WorkflowArg> for Workflow {
     }
 }
 
+/// The server API the agents speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// Ollama's /api/generate (NDJSON)
+    #[value(name = "ollama")]
+    Ollama,
+    /// llama.cpp's /v1/completions (SSE, engine timings)
+    #[value(name = "llamacpp")]
+    LlamaCpp,
+}
+
+impl From<EngineArg> for Engine {
+    fn from(e: EngineArg) -> Engine {
+        match e {
+            EngineArg::Ollama => Engine::Ollama,
+            EngineArg::LlamaCpp => Engine::LlamaCpp,
+        }
+    }
+}
+
 /// Flags both binaries share (`harness agent single|multi`).
 #[derive(Debug, Clone, Args)]
 pub struct Common {
@@ -80,6 +100,12 @@ pub struct Common {
     /// non-streaming calls (TR109)
     #[arg(long)]
     pub no_stream: bool,
+    /// server API: ollama or llamacpp
+    #[arg(long, value_enum, default_value = "ollama")]
+    pub engine: EngineArg,
+    /// explicit token budget of every call
+    #[arg(long)]
+    pub max_tokens: Option<i64>,
     /// plan run id to stamp on every record
     #[arg(long)]
     pub run_id: Option<String>,

@@ -158,6 +158,60 @@ pub fn request_body(
     Ok(out.into_bytes())
 }
 
+/// Sampling keys of a `/v1/completions` body, in wire order (`harness.engines.llamacpp.SAMPLING_ORDER`).
+pub const SAMPLING_ORDER: [&str; 5] = ["temperature", "top_p", "top_k", "repeat_penalty", "seed"];
+
+/// The bytes of a llama.cpp `/v1/completions` body, identical to Python's
+/// `harness.engines.llamacpp.completion_body`: `model, prompt, max_tokens, stream`, then the sampling
+/// options; `num_ctx`/`num_gpu` are server-start settings there and stay out of the body.
+pub fn completion_body(
+    model: &str,
+    prompt: &str,
+    stream: bool,
+    options: Option<&Options>,
+) -> Result<Vec<u8>, AgentError> {
+    let empty = Options::new();
+    let options = options.unwrap_or(&empty);
+    let mut unknown: Vec<&str> = options
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !OPTION_ORDER.contains(k))
+        .collect();
+    if !unknown.is_empty() {
+        unknown.sort_unstable();
+        return Err(AgentError::UnsupportedOption(unknown.join(", ")));
+    }
+    let mut out = String::with_capacity(96 + prompt.len());
+    out.push_str("{\"model\":");
+    push_json_str(&mut out, model);
+    out.push_str(",\"prompt\":");
+    push_json_str(&mut out, prompt);
+    match options.get("num_predict") {
+        Some(OptionValue::Int(n)) if *n >= 0 => {
+            let _ = write!(out, ",\"max_tokens\":{n}");
+        }
+        Some(OptionValue::Float(n)) if *n >= 0.0 => {
+            let _ = write!(out, ",\"max_tokens\":{}", *n as i64);
+        }
+        _ => {}
+    }
+    out.push_str(if stream {
+        ",\"stream\":true"
+    } else {
+        ",\"stream\":false"
+    });
+    for key in SAMPLING_ORDER {
+        if let Some(value) = options.get(key) {
+            out.push(',');
+            push_json_str(&mut out, key);
+            out.push(':');
+            value.write_json(&mut out);
+        }
+    }
+    out.push('}');
+    Ok(out.into_bytes())
+}
+
 /// Lowercase hex sha256 of some bytes.
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};
@@ -196,6 +250,25 @@ mod tests {
         for (x, want) in cases {
             assert_eq!(python_float_repr(x), want, "{x:?}");
         }
+    }
+
+    #[test]
+    fn completion_body_is_byte_identical_to_python() {
+        // The same literal is asserted by tests/unit/test_llamacpp.py against Python's completion_body.
+        let mut o = Options::new();
+        o.insert("seed".into(), OptionValue::Int(7));
+        o.insert("num_gpu".into(), OptionValue::Int(80));
+        o.insert("top_k".into(), OptionValue::Int(40));
+        o.insert("num_ctx".into(), OptionValue::Int(512));
+        o.insert("temperature".into(), OptionValue::Float(0.8));
+        o.insert("top_p".into(), OptionValue::Float(0.9));
+        o.insert("num_predict".into(), OptionValue::Int(321));
+        let body = completion_body("tiny", "Hi \"there\"\n\u{e9}", true, Some(&o)).unwrap();
+        let want = "{\"model\":\"tiny\",\"prompt\":\"Hi \\\"there\\\"\\n\u{e9}\",\"max_tokens\":321,\"stream\":true,\
+                    \"temperature\":0.8,\"top_p\":0.9,\"top_k\":40,\"seed\":7}";
+        assert_eq!(String::from_utf8(body).unwrap(), want);
+        let plain = completion_body("m", "p", false, None).unwrap();
+        assert_eq!(plain, br#"{"model":"m","prompt":"p","stream":false}"#);
     }
 
     #[test]

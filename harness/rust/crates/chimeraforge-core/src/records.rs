@@ -121,6 +121,16 @@ pub struct CallRecord {
     pub eval_count: Option<i64>,
     pub eval_duration_ns: Option<i64>,
     pub server_simulated: bool,
+    /// The server API spoken: `ollama` (`/api/generate`) or `llamacpp` (`/v1/completions`).
+    #[serde(default = "default_engine")]
+    pub engine: String,
+    /// The explicit token budget the call sent, if any.
+    #[serde(default)]
+    pub max_tokens: Option<i64>,
+}
+
+fn default_engine() -> String {
+    "ollama".into()
 }
 
 /// One pass of an agent's workflow (ingest, analysis call, report call).

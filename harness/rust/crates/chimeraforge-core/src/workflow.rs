@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::body::{request_body, sha256_hex, Options};
+use crate::body::{completion_body, request_body, sha256_hex, OptionValue, Options};
 use crate::clock::{monotonic_ns, peak_rss_bytes, unix_ns};
 use crate::corpus::{corpus_sha256, describe, read_corpus, render, summarize, CorpusFile};
 use crate::error::{AgentError, TransportError};
@@ -18,6 +18,33 @@ use crate::transport::{read_all, LineSource, Transport};
 pub const GENERATE: &str = "/api/generate";
 /// Loaded models: polled after an unload until the model is gone.
 pub const PS: &str = "/api/ps";
+pub const COMPLETIONS: &str = "/v1/completions";
+
+/// The server API an agent speaks (`harness.agents.workflow.Engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// Ollama's `/api/generate`, NDJSON stream
+    #[default]
+    Ollama,
+    /// llama.cpp's OpenAI-compatible `/v1/completions`, SSE stream with the engine's `timings`
+    LlamaCpp,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Ollama => "ollama",
+            Engine::LlamaCpp => "llamacpp",
+        }
+    }
+
+    pub fn path(self) -> &'static str {
+        match self {
+            Engine::Ollama => GENERATE,
+            Engine::LlamaCpp => COMPLETIONS,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workflow {
@@ -36,6 +63,9 @@ pub struct Workload {
     pub report_template: String,
     pub single_prompt: String,
     pub corpus_dir: Option<PathBuf>,
+    pub engine: Engine,
+    /// Explicit per-call token budget (sent as `num_predict` / `max_tokens`).
+    pub max_tokens: Option<i64>,
 }
 
 impl Workload {
@@ -72,7 +102,52 @@ impl Workload {
             report_template,
             single_prompt,
             corpus_dir: corpus_dir.map(Path::to_path_buf),
+            engine: Engine::Ollama,
+            max_tokens: None,
         })
+    }
+
+    /// The same workload against another engine, with an explicit token budget.
+    pub fn with_engine(
+        mut self,
+        engine: Engine,
+        max_tokens: Option<i64>,
+    ) -> Result<Workload, AgentError> {
+        if let Some(n) = max_tokens.filter(|n| *n < 1) {
+            return Err(AgentError::Setup(format!(
+                "token budget {n} is not positive (pass --max-tokens 1 or more)"
+            )));
+        }
+        self.engine = engine;
+        self.max_tokens = max_tokens;
+        Ok(self)
+    }
+
+    /// The options a call sends: the run's token budget as `num_predict`, if any.
+    pub fn sent_options(&self, options: Option<&Options>) -> Option<Options> {
+        match self.max_tokens {
+            None => options.cloned(),
+            Some(n) => {
+                let mut out = options.cloned().unwrap_or_default();
+                out.insert("num_predict".into(), OptionValue::Int(n));
+                Some(out)
+            }
+        }
+    }
+
+    /// The exact request bytes of one call for this workload's engine.
+    pub fn body(&self, prompt: &str, options: Option<&Options>) -> Result<Vec<u8>, AgentError> {
+        let sent = self.sent_options(options);
+        match self.engine {
+            Engine::Ollama => request_body(
+                &self.model,
+                Some(prompt),
+                self.streaming,
+                sent.as_ref(),
+                None,
+            ),
+            Engine::LlamaCpp => completion_body(&self.model, prompt, self.streaming, sent.as_ref()),
+        }
     }
 }
 
@@ -132,24 +207,137 @@ fn error_text(detail: &str) -> String {
     }
 }
 
+/// Engine milliseconds to ns, rounded half up (`harness.engines.llamacpp.ms_to_ns`).
+pub fn ms_to_ns(ms: f64) -> i64 {
+    (ms * 1_000_000.0 + 0.5).floor() as i64
+}
+
+/// llama.cpp's last chunk in the record's terms (Ollama's names), as `final_from_timings` in Python.
+fn final_from_timings(
+    timings: &serde_json::Map<String, Value>,
+    finish_reason: Option<&str>,
+) -> serde_json::Map<String, Value> {
+    let num = |k: &str| timings.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+    let (prompt_ms, predicted_ms) = (num("prompt_ms"), num("predicted_ms"));
+    let mut out = serde_json::Map::new();
+    out.insert("done".into(), Value::Bool(true));
+    out.insert(
+        "done_reason".into(),
+        finish_reason.map_or(Value::Null, |r| Value::String(r.into())),
+    );
+    out.insert("prompt_eval_count".into(), (num("prompt_n") as i64).into());
+    out.insert("prompt_eval_duration".into(), ms_to_ns(prompt_ms).into());
+    out.insert("eval_count".into(), (num("predicted_n") as i64).into());
+    out.insert("eval_duration".into(), ms_to_ns(predicted_ms).into());
+    out.insert(
+        "total_duration".into(),
+        ms_to_ns(prompt_ms + predicted_ms).into(),
+    );
+    out
+}
+
+/// The payload of one SSE line: `None` for comments, other fields, blank lines and `[DONE]`.
+fn sse_payload(bytes: &[u8]) -> Option<&[u8]> {
+    let line = bytes.trim_ascii();
+    let data = match line.strip_prefix(b"data:") {
+        Some(rest) => rest.trim_ascii(),
+        None if line.starts_with(b"{") => line,
+        None => return None,
+    };
+    (!data.is_empty() && data != b"[DONE]").then_some(data)
+}
+
+/// A line that arrived after the whole-call deadline ends the call, on either engine's stream. Every transport
+/// bounds its waits by the deadline too; this names it for one that only bounds reads.
+fn within_deadline(
+    now_ns: i64,
+    start_ns: i64,
+    deadline: Option<std::time::Duration>,
+) -> Result<(), TransportError> {
+    let Some(d) = deadline else {
+        return Ok(());
+    };
+    let limit_ns = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    if now_ns - start_ns > limit_ns {
+        return Err(TransportError::Timeout(format!(
+            "call deadline of {} s exceeded",
+            d.as_secs_f64()
+        )));
+    }
+    Ok(())
+}
+
+async fn stream_sse<L: LineSource>(
+    lines: &mut L,
+    obs: &mut CallObservation,
+    parts: &mut String,
+    deadline: Option<std::time::Duration>,
+) -> Result<(), TransportError> {
+    let mut finish: Option<String> = None;
+    while let Some(line) = lines.next_line().await? {
+        let now = line.arrival_ns;
+        within_deadline(now, obs.start_ns, deadline)?;
+        let Some(data) = sse_payload(&line.bytes) else {
+            continue;
+        };
+        let chunk = match serde_json::from_slice::<Value>(data) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => {
+                obs.error = Some("malformed chunk: not a JSON object".into());
+                return Ok(());
+            }
+            Err(e) => {
+                obs.error = Some(format!("malformed chunk: {e}"));
+                return Ok(());
+            }
+        };
+        if let Some(err) = chunk.get("error") {
+            let msg = err.get("message").unwrap_or(err);
+            let msg = msg.as_str().map_or_else(|| msg.to_string(), str::to_owned);
+            obs.error = Some(format!("server error mid-stream: {msg}"));
+            return Ok(());
+        }
+        let choice = chunk
+            .get("choices")
+            .and_then(Value::as_array)
+            .and_then(|c| c.first());
+        if let Some(text) = choice
+            .and_then(|c| c.get("text"))
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
+            if obs.first_chunk_ns.is_none() {
+                obs.first_chunk_ns = Some(now);
+            }
+            obs.chunk_offsets_ns.push(now - obs.start_ns);
+            parts.push_str(text);
+        }
+        let reason = choice
+            .and_then(|c| c.get("finish_reason"))
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty());
+        if let Some(r) = reason {
+            finish = Some(r.to_owned());
+        }
+        if let (Some(Value::Object(timings)), Some(_)) = (chunk.get("timings"), reason) {
+            obs.final_chunk = Some(final_from_timings(timings, finish.as_deref()));
+        }
+    }
+    if obs.final_chunk.is_none() {
+        obs.error = Some("stream ended without a final chunk (done=true)".into());
+    }
+    Ok(())
+}
+
 async fn stream_body<L: LineSource>(
     lines: &mut L,
     obs: &mut CallObservation,
     parts: &mut String,
     deadline: Option<std::time::Duration>,
 ) -> Result<(), TransportError> {
-    let limit_ns = deadline.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
     while let Some(line) = lines.next_line().await? {
         let now = line.arrival_ns;
-        if let (Some(limit), Some(d)) = (limit_ns, deadline) {
-            // Every transport bounds its waits by the deadline too; this names it for one that only bounds reads.
-            if now - obs.start_ns > limit {
-                return Err(TransportError::Timeout(format!(
-                    "call deadline of {} s exceeded",
-                    d.as_secs_f64()
-                )));
-            }
-        }
+        within_deadline(now, obs.start_ns, deadline)?;
         if line.bytes.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -197,8 +385,18 @@ async fn stream_body<L: LineSource>(
 
 /// POST one generate body and observe it; failures are recorded on the observation, never returned.
 pub async fn observe<T: Transport>(transport: &T, body: Vec<u8>, stream: bool) -> CallObservation {
+    observe_engine(transport, Engine::Ollama, body, stream).await
+}
+
+/// [`observe`] against either engine's API.
+pub async fn observe_engine<T: Transport>(
+    transport: &T,
+    engine: Engine,
+    body: Vec<u8>,
+    stream: bool,
+) -> CallObservation {
     let mut obs = CallObservation {
-        endpoint: GENERATE.into(),
+        endpoint: engine.path().into(),
         request_sha256: sha256_hex(&body),
         start_unix_ns: unix_ns(),
         ..CallObservation::default()
@@ -206,7 +404,7 @@ pub async fn observe<T: Transport>(transport: &T, body: Vec<u8>, stream: bool) -
     let mut parts = String::new();
     obs.start_ns = monotonic_ns();
     let result = async {
-        let (head, mut lines) = transport.post(GENERATE, body).await?;
+        let (head, mut lines) = transport.post(engine.path(), body).await?;
         obs.http_status = Some(head.status);
         obs.simulated = head.simulated;
         if head.status != 200 {
@@ -214,7 +412,11 @@ pub async fn observe<T: Transport>(transport: &T, body: Vec<u8>, stream: bool) -
             obs.error = Some(format!("HTTP {}: {}", head.status, error_text(&detail)));
             return Ok(());
         }
-        stream_body(&mut lines, &mut obs, &mut parts, transport.call_deadline()).await
+        let deadline = transport.call_deadline();
+        match engine {
+            Engine::Ollama => stream_body(&mut lines, &mut obs, &mut parts, deadline).await,
+            Engine::LlamaCpp => stream_sse(&mut lines, &mut obs, &mut parts, deadline).await,
+        }
     }
     .await;
     if let Err(e) = result {
@@ -249,8 +451,9 @@ fn call_record(
     base_url: &str,
     model: &str,
     options: Option<&Options>,
-    streaming: bool,
+    workload: &Workload,
 ) -> CallRecord {
+    let streaming = workload.streaming;
     let fin = &obs.final_chunk;
     CallRecord {
         schema_version: RECORD_SCHEMA_VERSION,
@@ -289,6 +492,8 @@ fn call_record(
         eval_count: int_field(fin, "eval_count"),
         eval_duration_ns: int_field(fin, "eval_duration"),
         server_simulated: obs.simulated,
+        engine: workload.engine.as_str().into(),
+        max_tokens: workload.max_tokens,
     }
 }
 
@@ -352,13 +557,7 @@ pub async fn run_agent<T: Transport>(
                 render(template, &with_analysis)
             }
         };
-        let body = match request_body(
-            &workload.model,
-            Some(&prompt),
-            workload.streaming,
-            options,
-            None,
-        ) {
+        let body = match workload.body(&prompt, options) {
             Ok(b) => b,
             Err(e) => {
                 error = Some(format!("{} call failed: {e}", stage.as_str()));
@@ -369,7 +568,7 @@ pub async fn run_agent<T: Transport>(
         if first_request_ns.is_none() {
             first_request_ns = Some(monotonic_ns());
         }
-        let obs = observe(transport, body, workload.streaming).await;
+        let obs = observe_engine(transport, workload.engine, body, workload.streaming).await;
         let took = Some(obs.end_ns - obs.start_ns);
         match stage {
             Stage::Report => report_ns = took,
@@ -384,7 +583,7 @@ pub async fn run_agent<T: Transport>(
             transport.base_url(),
             &workload.model,
             options,
-            workload.streaming,
+            workload,
         )));
         if let Some(e) = &obs.error {
             calls_failed += 1;
@@ -444,6 +643,7 @@ mod deadline_tests {
 
     struct Dripping {
         deadline: Option<Duration>,
+        chunk: &'static [u8],
     }
 
     impl Transport for Dripping {
@@ -463,7 +663,7 @@ mod deadline_tests {
             _body: Vec<u8>,
         ) -> Result<(Head, Stamped), TransportError> {
             let start = monotonic_ns();
-            let chunk = br#"{"response":"x","done":false}"#.to_vec();
+            let chunk = self.chunk.to_vec();
             let lines = (1..=5)
                 .map(|i| Line {
                     bytes: chunk.clone(),
@@ -487,11 +687,47 @@ mod deadline_tests {
         }
     }
 
+    const NDJSON: &[u8] = br#"{"response":"x","done":false}"#;
+    const SSE: &[u8] = br#"data: {"choices":[{"text":"x","finish_reason":null}]}"#;
+
+    #[test]
+    fn an_sse_stream_that_keeps_coming_is_ended_by_the_call_deadline() {
+        let dripping = |deadline| Dripping {
+            deadline,
+            chunk: SSE,
+        };
+        let cut = futures_lite::future::block_on(observe_engine(
+            &dripping(Some(Duration::from_millis(2500))),
+            Engine::LlamaCpp,
+            b"{}".to_vec(),
+            true,
+        ));
+        let error = cut.error.unwrap_or_default();
+        assert!(error.contains("call deadline of 2.5 s exceeded"), "{error}");
+        assert_eq!(
+            cut.chunk_offsets_ns.len(),
+            2,
+            "the chunks before the deadline are kept"
+        );
+        let whole = futures_lite::future::block_on(observe_engine(
+            &dripping(None),
+            Engine::LlamaCpp,
+            b"{}".to_vec(),
+            true,
+        ));
+        assert_eq!(whole.chunk_offsets_ns.len(), 5);
+        assert_eq!(
+            whole.error.as_deref(),
+            Some("stream ended without a final chunk (done=true)")
+        );
+    }
+
     #[test]
     fn a_stream_that_keeps_coming_is_ended_by_the_call_deadline() {
         let cut = futures_lite::future::block_on(observe(
             &Dripping {
                 deadline: Some(Duration::from_millis(2500)),
+                chunk: NDJSON,
             },
             b"{}".to_vec(),
             true,
@@ -499,7 +735,10 @@ mod deadline_tests {
         let error = cut.error.unwrap_or_default();
         assert!(error.contains("call deadline of 2.5 s exceeded"), "{error}");
         let whole = futures_lite::future::block_on(observe(
-            &Dripping { deadline: None },
+            &Dripping {
+                deadline: None,
+                chunk: NDJSON,
+            },
             b"{}".to_vec(),
             true,
         ));
@@ -507,5 +746,32 @@ mod deadline_tests {
             whole.error.as_deref(),
             Some("stream ended without a final chunk (done=true)")
         );
+    }
+}
+
+#[cfg(test)]
+mod sse_tests {
+    use super::*;
+
+    #[test]
+    fn sse_lines_and_timings() {
+        assert_eq!(sse_payload(b"data: {\"a\":1}"), Some(&b"{\"a\":1}"[..]));
+        assert_eq!(sse_payload(b"data: [DONE]"), None);
+        assert_eq!(sse_payload(b": keep-alive"), None);
+        assert_eq!(sse_payload(b"event: x"), None);
+        assert_eq!(
+            sse_payload(b"{\"whole\":true}"),
+            Some(&b"{\"whole\":true}"[..])
+        );
+        let timings: serde_json::Map<String, Value> = serde_json::from_str(
+            r#"{"prompt_n":12,"prompt_ms":3.25,"predicted_n":3,"predicted_ms":1.5000004}"#,
+        )
+        .unwrap();
+        let fin = final_from_timings(&timings, Some("length"));
+        assert_eq!(fin["eval_count"], 3);
+        assert_eq!(fin["eval_duration"], 1_500_000);
+        assert_eq!(fin["prompt_eval_duration"], 3_250_000);
+        assert_eq!(fin["done_reason"], "length");
+        assert_eq!(ms_to_ns(0.0000005), 1);
     }
 }

@@ -1,5 +1,10 @@
 //! tokio: a multi-thread runtime with the agents as `tokio::spawn` tasks, or (`tokio-local`) a
 //! current-thread runtime with a `LocalSet` and `spawn_local`. HTTP via reqwest (plain HTTP, no TLS).
+//!
+//! One connection per call, as the hand-written path of smol and async-std (`Connection: close`): a server
+//! may answer `Keep-Alive` and still close the connection after a response (llama.cpp's server does so after
+//! every streamed one), and hyper does not resend a POST whose pooled connection turned out closed, so a
+//! pooled second call failed with "connection closed before message completed" before the server saw it.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,6 +30,7 @@ pub struct ReqwestTransport {
 impl ReqwestTransport {
     pub fn new(base_url: &str, timeouts: Timeouts) -> Result<Self, AgentError> {
         let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
             .connect_timeout(timeouts.connect)
             .read_timeout(timeouts.read)
             .timeout(timeouts.deadline)
@@ -109,6 +115,7 @@ impl Transport for ReqwestTransport {
             .client
             .post(format!("{}{path}", self.base_url))
             .header("content-type", "application/json")
+            .header("connection", "close")
             .body(body)
             .send()
             .await
@@ -120,6 +127,7 @@ impl Transport for ReqwestTransport {
         let response = self
             .client
             .get(format!("{}{path}", self.base_url))
+            .header("connection", "close")
             .send()
             .await
             .map_err(transport_error)?;
@@ -230,4 +238,74 @@ pub fn multi_local(job: MultiJob) -> Result<MultiRunRecord, AgentError> {
             &*job.sink,
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+
+    /// Answers each connection's first request with a streamed body and `Keep-Alive`, then reads the next
+    /// request on that connection and closes it unanswered: a server that promises keep-alive and does not keep it.
+    fn broken_keep_alive_server(calls: usize) -> (String, std::thread::JoinHandle<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let mut answered = 0;
+            while answered < calls {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                if read_request(&mut reader).is_none() {
+                    continue;
+                }
+                let mut out = stream;
+                let body = "data: {\"choices\":[{\"text\":\"x\",\"finish_reason\":\"length\"}],\"timings\":{}}\n\n";
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nKeep-Alive: timeout=5, max=100\r\n\r\n";
+                write!(out, "{head}{:x}\r\n{body}\r\n0\r\n\r\n", body.len()).unwrap();
+                out.flush().unwrap();
+                answered += 1;
+                let _ = read_request(&mut reader); // a reused connection's request: dropped unanswered
+            }
+            answered
+        });
+        (url, handle)
+    }
+
+    fn read_request(reader: &mut BufReader<std::net::TcpStream>) -> Option<()> {
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().ok()?;
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).ok()
+    }
+
+    #[test]
+    fn a_second_call_never_rides_a_connection_the_server_closed() {
+        let (url, server) = broken_keep_alive_server(2);
+        let rt = runtime(false).unwrap();
+        let transport = ReqwestTransport::new(&url, Timeouts::default()).unwrap();
+        for call in 1..=2 {
+            let obs = rt.block_on(chimeraforge_core::workflow::observe_engine(
+                &transport,
+                chimeraforge_core::workflow::Engine::LlamaCpp,
+                b"{}".to_vec(),
+                true,
+            ));
+            assert_eq!(obs.error, None, "call {call}");
+            assert_eq!(obs.text, "x");
+        }
+        assert_eq!(server.join().unwrap(), 2);
+    }
 }
