@@ -1,6 +1,6 @@
 """The agents under test and their command lines: the Python agent and every Rust runtime.
 
-The lines are the ones the containers run (``harness.run.orchestrator.agent_command``), pointed at host URLs.
+The lines are the ones the containers run (``harness.run.agent_line.agent_command``), pointed at host URLs.
 Two runtimes reproduce the originals' flaws on purpose; their rows are measured and shown but judged
 against no target.
 """

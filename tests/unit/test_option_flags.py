@@ -19,7 +19,7 @@ from harness.engines.ollama import OPTION_ORDER, request_body
 from harness.protocol.flags import OPTION_KINDS, OPTION_NAMES, option_flag, option_flags
 from harness.protocol.plan import expand
 from harness.protocol.spec import Options, load_spec
-from harness.run.orchestrator import agent_command
+from harness.run.agent_line import agent_command
 
 ROOT = Path(__file__).resolve().parents[2]
 RUST = ROOT / "harness" / "rust" / "crates"

@@ -120,7 +120,7 @@ async def test_the_orchestrators_agent_commands_run_in_both_languages(rust_bin: 
     from harness.protocol.plan import expand
     from harness.protocol.spec import load_spec, spec_path
     from harness.records import parse_record
-    from harness.run.orchestrator import agent_command
+    from harness.run.agent_line import agent_command
 
     spec = load_spec(spec_path(ROOT / "experiments", report))
     plan = expand(spec, runs_per_config=1, config_ids={spec.configs[0].id})
