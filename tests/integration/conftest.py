@@ -5,9 +5,9 @@ Built once per session and kept (both are cached by content: a second session re
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -21,7 +21,9 @@ from harness.containers.images import CONTEXT_DIR, build_harness_image
 from harness.containers.pins import REPO_ROOT, load_pins
 
 KIT_VERSION = __version__
-TEST_MODEL_VOLUME = "cfk-test-models"
+# One volume per test session: a second checkout or CI run on the same engine gets its own, so neither can hold
+# the other's volume when it is removed.
+TEST_MODEL_VOLUME = f"cfk-test-models-{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True)
@@ -36,9 +38,27 @@ def docker_client() -> Iterator[docker.DockerClient]:
     client = connect()
     yield client
     # leave no test volume behind (the kit's real model volume is never touched by the tests)
-    with contextlib.suppress(docker.errors.NotFound):
-        client.volumes.get(TEST_MODEL_VOLUME).remove(force=True)
+    _remove_test_volume(client)
     client.close()
+
+
+def _remove_test_volume(client: docker.DockerClient, wait_s: float = 30.0) -> None:
+    """Remove this session's model volume, giving a container still being torn down a moment to let go.
+
+    A container that still holds the volume after ``wait_s`` is one this session leaked: the error names it.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            client.volumes.get(TEST_MODEL_VOLUME).remove(force=True)
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409 or time.monotonic() > deadline:
+                holders = [c.name for c in client.containers.list(all=True, filters={"volume": TEST_MODEL_VOLUME})]
+                raise AssertionError(f"test volume {TEST_MODEL_VOLUME} still held by {holders}: {exc}") from exc
+            time.sleep(1.0)
 
 
 @pytest.fixture(scope="session")
