@@ -140,6 +140,7 @@ def sim(c: Context, port: int = 11434, seed: int = 1234, time_scale: float = 1.0
         "report": "trNNN",
         "backend": "auto | ollama | sim | llamacpp",
         "model_file": "llamacpp: GGUF weights to serve (default: the kit's tiny test model)",
+        "llamacpp_device": "llamacpp: auto | cpu | cuda (auto: cuda when Docker sees an NVIDIA GPU)",
         "runs": "repetitions per config (default: the spec's)",
         "configs": "regular expression over config ids",
         "time_scale": "simulator: multiply every delay (0.05 = 20x faster)",
@@ -164,6 +165,7 @@ def reproduce(
     across_hosts: bool = False,
     extend: bool = False,
     model_file: str = "",
+    llamacpp_device: str = "",
 ) -> None:
     """Run a report's protocol (or a bundle's plan), one fresh set of servers per run, and write artifacts."""
     _harness(
@@ -178,6 +180,7 @@ def reproduce(
         + _opt("--out", out)
         + _opt("--executor", executor)
         + _opt("--model-file", model_file)
+        + _opt("--llamacpp-device", llamacpp_device)
         + (" --across-hosts" if across_hosts else "")
         + (" --extend" if extend else ""),
     )

@@ -343,6 +343,7 @@ _SETTING_FLAGS = (
     "connect_timeout_s",
     "call_deadline_s",
     "model_file",
+    "llamacpp_device",
 )
 """Command-line flags that override a setting of the same name (Settings is built once, in :func:`main`)."""
 

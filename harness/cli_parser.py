@@ -43,6 +43,12 @@ def _add_reproduce(verbs: argparse._SubParsersAction[_Parser]) -> None:
     rep.add_argument(
         "--model-file", type=Path, default=None, help="llamacpp: GGUF weights to serve (default: the tiny test model)"
     )
+    rep.add_argument(
+        "--llamacpp-device",
+        choices=("auto", "cpu", "cuda"),
+        default=None,
+        help="llamacpp: where the servers compute (auto: cuda when Docker sees an NVIDIA GPU)",
+    )
     rep.add_argument("--runs", type=_RUNS, default=None, help="repetitions per config (default: the spec's)")
     rep.add_argument("--configs", default=None, help="regular expression over config ids")
     rep.add_argument(

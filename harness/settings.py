@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     model_file: Path | None = Field(
         default=None, description="llamacpp: the GGUF weights to serve (default: the kit's tiny test model)"
     )
+    llamacpp_device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto",
+        description="llamacpp: cuda (the CUDA image, NVIDIA GPU), cpu, or auto: cuda when Docker sees an NVIDIA GPU",
+    )
     time_scale: float = Field(
         default=1.0, gt=0, le=MAX_TIME_SCALE, description="simulator only: multiply every delay by this (0 < x ≤ 100)"
     )

@@ -311,6 +311,14 @@ def image_or_none(client: docker.DockerClient, ref: str) -> Image | None:
         raise DockerError(f"cannot inspect image {ref}: {first_line(exc)}", hint="is the engine up?") from None
 
 
+def pull_image(client: docker.DockerClient, reference: str, *, hint: str) -> Image:
+    """Pull ``reference`` (``name:tag`` or ``name:tag@sha256:…``); a registry or engine failure is a DockerError."""
+    try:
+        return client.images.pull(reference)
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise DockerError(f"pulling {reference} failed: {first_line(exc)}", hint=hint) from None
+
+
 def build_from_files(
     client: docker.DockerClient,
     files: Mapping[str, Path | bytes],

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,6 +45,28 @@ CPU_FLAGS: tuple[str, ...] = (
     "-DBUILD_SHARED_LIBS=OFF",
 )
 
+_CUDA_ARCHS = re.compile(r"[0-9]{2,3}[af]?(-real|-virtual)?(;[0-9]{2,3}[af]?(-real|-virtual)?)*")
+
+
+def cuda_flags(pin: LlamaCppPin) -> tuple[str, ...]:
+    """The CUDA image's CMake flags: the CPU build's, plus CUDA for the pinned architectures.
+
+    The executable links against the toolkit's ``libcuda`` stub (no driver exists during ``docker build``);
+    ``--allow-shlib-undefined`` lets the link finish without the driver's own symbols, which the NVIDIA
+    container runtime provides at run time.
+    """
+    if not pin.cuda_architectures:
+        raise BadInputError(
+            "docker/pins.toml [llamacpp] has no cuda_architectures", hint='add cuda_architectures = "75;80;86;89;90"'
+        )
+    return (
+        *CPU_FLAGS,
+        "-DGGML_CUDA=ON",
+        f"-DCMAKE_CUDA_ARCHITECTURES={pin.cuda_architectures}",
+        "-DCMAKE_EXE_LINKER_FLAGS=-Wl,--allow-shlib-undefined",
+        f"-DLLAMA_BUILD_COMMIT={pin.llama_cpp_commit}",
+    )
+
 
 @dataclass(frozen=True)
 class LlamaCppPin:
@@ -55,6 +78,8 @@ class LlamaCppPin:
     llama_cpp_commit: str
     build_jobs: int
     tiny_model_sha256: str
+    cuda_architectures: str = ""
+    """CMake's ``CMAKE_CUDA_ARCHITECTURES`` for the CUDA image (``75;80;86;89;90``)."""
 
 
 def load_llamacpp_pin(pins_path: Path) -> LlamaCppPin:
@@ -68,9 +93,15 @@ def load_llamacpp_pin(pins_path: Path) -> LlamaCppPin:
             llama_cpp_commit=str(doc["llama_cpp_commit"]),
             build_jobs=int(doc.get("build_jobs", 2)),
             tiny_model_sha256=str(doc.get("tiny_model_sha256", "")).lower(),
+            cuda_architectures=str(doc.get("cuda_architectures", "")),
         )
     except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
         raise BadInputError(f"{pins_path}: [llamacpp] lacks or mistypes {exc}", hint="fix docker/pins.toml") from None
+    if pin.cuda_architectures and not _CUDA_ARCHS.fullmatch(pin.cuda_architectures):
+        raise BadInputError(
+            f"{pins_path}: [llamacpp] cuda_architectures {pin.cuda_architectures!r} is not a CMake architecture list",
+            hint='write it as "75;80;86;89;90" (compute capabilities without the dot)',
+        )
     if len(pin.sdist_sha256) != 64 or any(ch not in "0123456789abcdef" for ch in pin.sdist_sha256):
         raise BadInputError(f"{pins_path}: [llamacpp] sdist_sha256 is not a sha256", hint="fix docker/pins.toml")
     return pin
@@ -94,6 +125,7 @@ class LlamaServerBuild:
         """What provenance records about the engine build."""
         return {
             "engine": "llama.cpp",
+            "device": "cpu",
             "source": f"llama-cpp-python {self.version} sdist",
             "sdist_sha256": self.sdist_sha256,
             "llama_cpp_commit": self.llama_cpp_commit,

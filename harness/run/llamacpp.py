@@ -9,7 +9,9 @@ compose variables of its servers, and the model's facts read from a serving engi
   therefore gets the largest of the agents' ``num_ctx``, the spec's server context and what the workflow needs
   (the report prompt embeds the analysis answer), per slot. The per-agent ``num_ctx`` difference of a hetero
   config is lost on this engine: docs/engines.md says so, and the run's ``llamacpp.json`` records the value used.
-- **Offload.** ``num_gpu`` maps to ``--n-gpu-layers`` on GPU hosts only; on CPU it is 0.
+- **Offload.** On the CUDA image ``num_gpu`` (Ollama's count of layers to offload) maps to ``--n-gpu-layers``;
+  unset, every layer is offloaded (what Ollama does when the model fits). Like ``num_ctx`` it is a server-start
+  setting here: agents asking different values of one server get the largest, recorded. On CPU it is 0.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,8 @@ PROMPT_HEADROOM_TOKENS = 4096
 """Room for the prompts around the answers: the analysis prompt (the corpus summary) is about 3 800 llama-spm
 tokens, the report template about 400 plus the embedded analysis answer."""
 RECORD_FILE = "llamacpp.json"
+ALL_LAYERS = 999
+"""``--n-gpu-layers`` that offloads every layer of any model (llama.cpp clamps it to the model's count)."""
 
 
 def token_budget(seed: int, run_id: str) -> int:
@@ -70,6 +74,8 @@ class ServerPlan:
     n_gpu_layers: int
     max_tokens: int
     num_ctx_asked: list[int]
+    device: str = "cpu"
+    num_gpu_asked: list[int] = field(default_factory=list)
 
     def variables(self, image: str) -> dict[str, str]:
         """Compose interpolation for ``compose/llamacpp*.override.yml``."""
@@ -89,13 +95,25 @@ class ServerPlan:
         return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
 
-def server_plan(spec: Spec, run: Run | None, *, model_file: Path, model_sha256: str, seed: int) -> ServerPlan:
-    """The servers of ``run`` (``None``: the model-preparation server)."""
+def gpu_layers(run: Run | None, device: str) -> tuple[int, list[int]]:
+    """``--n-gpu-layers`` for ``run``'s servers on ``device``, and the distinct ``num_gpu`` its agents asked."""
+    agents = run.agents if run is not None else []
+    asked = sorted({a.options.num_gpu for a in agents if a.options is not None and a.options.num_gpu is not None})
+    if device != "cuda":
+        return 0, asked
+    return (max(asked) if asked else ALL_LAYERS), asked
+
+
+def server_plan(
+    spec: Spec, run: Run | None, *, model_file: Path, model_sha256: str, seed: int, device: str = "cpu"
+) -> ServerPlan:
+    """The servers of ``run`` (``None``: the model-preparation server) on ``device`` (``cpu`` or ``cuda``)."""
     servers = len(spec.topology.ports) if run is not None else 1
     budget = token_budget(seed, run.run_id if run is not None else "prepare")
     agents = run.agents if run is not None else []
     asked = sorted({a.options.num_ctx for a in agents if a.options is not None and a.options.num_ctx is not None})
     ctx = context_size(spec, run, budget) if run is not None else spec.server.context_length
+    layers, gpu_asked = gpu_layers(run, device)
     return ServerPlan(
         schema_version=1,
         model_file=str(model_file),
@@ -103,9 +121,11 @@ def server_plan(spec: Spec, run: Run | None, *, model_file: Path, model_sha256: 
         ctx_size=ctx,
         parallel=spec.server.num_parallel,
         threads=threads_per_server(servers),
-        n_gpu_layers=0,
+        n_gpu_layers=layers,
         max_tokens=budget,
         num_ctx_asked=asked,
+        device=device,
+        num_gpu_asked=gpu_asked,
     )
 
 

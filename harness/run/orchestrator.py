@@ -288,6 +288,8 @@ class DockerExecutor:
     model_file: Path | None = None
     """llamacpp: the GGUF file every server mounts read-only; ``model_sha256`` is its digest."""
     model_sha256: str = ""
+    engine_device: str = "cpu"
+    """llamacpp: ``cpu``, or ``cuda`` (the CUDA image, the compose file's GPU reservation, layers offloaded)."""
     engine_build: Mapping[str, object] | None = None
     """llamacpp: how the server binary was built (sdist hash, llama.cpp commit, CMake flags): ``engine.json``."""
     read_timeout_s: float = 600.0
@@ -401,7 +403,8 @@ class DockerExecutor:
             "sim" if self.backend == "sim" else "llamacpp" if self.backend == "llamacpp" else "ollama",
             self.compose_dir or compose.COMPOSE_DIR,
         )
-        return compose.load_compose(files, variables, gpu=self.backend == "ollama")
+        gpu = self.backend == "ollama" or (self.backend == "llamacpp" and self.engine_device == "cuda")
+        return compose.load_compose(files, variables, gpu=gpu)
 
     async def prepare_model(self, spec: Spec) -> PreparedModel:
         """Pull the model into the shared model volume once, through a single-server stack of this backend."""
@@ -426,7 +429,12 @@ class DockerExecutor:
             kit_version=self.kit_version,
         )
         return llamacpp.server_plan(
-            spec, run, model_file=self.model_file, model_sha256=self.model_sha256, seed=self.seed
+            spec,
+            run,
+            model_file=self.model_file,
+            model_sha256=self.model_sha256,
+            seed=self.seed,
+            device=self.engine_device,
         )
 
     def _prepare_model(self, spec: Spec) -> PreparedModel:

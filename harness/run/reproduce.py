@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from harness import __version__
 from harness.analysis.report import build_report
@@ -51,6 +51,9 @@ from harness.run.ray_executor import RayExecutor
 from harness.run.sweep_guard import guarded, sigterm_as_interrupt
 from harness.run.sweep_identity import settings_of
 from harness.settings import Settings
+
+if TYPE_CHECKING:
+    from harness.containers.engine import Client
 
 KIT_ROOT = Path(__file__).resolve().parents[2]
 """The kit's own tree (the repository, or site-packages when installed): no sweep writes into it."""
@@ -164,6 +167,7 @@ def docker_executor(settings: Settings, progress: Progress) -> DockerExecutor:
             progress("No NVIDIA GPU visible to Docker: using the simulated backend.")
     model_file: Path | None = None
     model_sha256 = ""
+    device = "cpu"
     if backend == "llamacpp":
         from harness.engines.tiny_model import file_sha256
         from harness.run import llamacpp
@@ -176,6 +180,9 @@ def docker_executor(settings: Settings, progress: Progress) -> DockerExecutor:
             model_file = llamacpp.ensure_tiny_model(progress=progress)
             progress(f"no --model-file: serving the kit's tiny test model {model_file} (random weights)")
         model_sha256 = file_sha256(model_file)
+        device = llamacpp_device(settings.llamacpp_device, gpu=engine.gpu_visible(client), progress=progress)
+        if device == "cuda":
+            _require_cuda_path(client)
     elif settings.model_file is not None:
         raise BadInputError(
             "--model-file applies to --backend llamacpp only", hint="drop it, or add --backend llamacpp"
@@ -196,7 +203,25 @@ def docker_executor(settings: Settings, progress: Progress) -> DockerExecutor:
         DockerExecutor.from_settings(client, settings, backend=backend),
         model_file=model_file,
         model_sha256=model_sha256,
+        engine_device=device,
     )
+
+
+def llamacpp_device(asked: str, *, gpu: bool, progress: Progress) -> str:
+    """Where the llama.cpp servers compute: ``cuda`` when asked or (auto) when Docker sees an NVIDIA GPU.
+
+    Asking for CUDA without a GPU is bad input; a GPU host that asks for ``cpu`` gets it, said out loud.
+    """
+    from harness.containers import engine
+
+    if asked == "cuda" and not gpu:
+        raise BadInputError("--llamacpp-device cuda: no NVIDIA GPU visible to Docker", hint=engine.GPU_HINT)
+    device = ("cuda" if gpu else "cpu") if asked == "auto" else asked
+    if device == "cpu" and gpu:
+        progress("llama.cpp on CPU although Docker sees an NVIDIA GPU (--llamacpp-device cpu)")
+    elif device == "cpu":
+        progress("llama.cpp on CPU: no NVIDIA GPU visible to Docker")
+    return device
 
 
 def with_images(executor: DockerExecutor, progress: Progress, *, rust: bool) -> DockerExecutor:
@@ -216,7 +241,9 @@ def with_images(executor: DockerExecutor, progress: Progress, *, rust: bool) -> 
         raise BadInputError("the agent images could not be built", hint="see the build output above")
     llamacpp_image = ""
     engine_build = None
-    if executor.backend == "llamacpp":
+    if executor.backend == "llamacpp" and executor.engine_device == "cuda":
+        llamacpp_image, engine_build = _cuda_server_image(executor, report.base.tag, report.base.image_id, progress)
+    elif executor.backend == "llamacpp":
         from harness.containers.llamacpp_image import build_llamacpp_image
 
         result, server = build_llamacpp_image(
@@ -232,6 +259,37 @@ def with_images(executor: DockerExecutor, progress: Progress, *, rust: bool) -> 
         llamacpp_image=llamacpp_image,
         engine_build=engine_build,
     )
+
+
+def _require_cuda_path(client: Client) -> None:
+    """Before anything is built: the CUDA image is here, or a registry can give its NVIDIA bases."""
+    from harness.containers.llamacpp_image import cuda_images_unreachable
+
+    reason = cuda_images_unreachable(client)
+    if reason:
+        raise BadInputError(f"the llama.cpp CUDA image cannot be made here: {reason}", hint=CUDA_HINT)
+
+
+CUDA_HINT = (
+    "build it where a registry answers (`invoke images.lock`, then reproduce there), load a bundle that carries "
+    "it, or pass --llamacpp-device cpu"
+)
+
+
+def _cuda_server_image(
+    executor: DockerExecutor, base_tag: str, base_id: str, progress: Progress
+) -> tuple[str, dict[str, object]]:
+    """The llama.cpp CUDA image (registry path) and its facts; bad input when this host cannot make it."""
+    from harness.containers import llamacpp_image as images
+
+    plan = images.plan_cuda_image(base_tag=base_tag, base_id=base_id, kit_version=__version__)
+    reason = images.cuda_image_unavailable(executor.client, plan)
+    if reason:
+        raise BadInputError(
+            f"the llama.cpp CUDA image {plan.tag} is not here and cannot be built: {reason}", hint=CUDA_HINT
+        )
+    result, facts = images.build_llamacpp_cuda_image(executor.client, plan, progress=progress)
+    return result.tag or plan.tag, facts
 
 
 def local_executor(spec: Spec, settings: Settings) -> LocalSimExecutor:
