@@ -39,7 +39,9 @@ def images_verb(args: argparse.Namespace) -> int:
         return EXIT_OK
     lock = pins.resolve_pins(pinned, client=client)
     for name, locked in lock.images.items():
-        print(f"{name}: {locked}")
+        print(f"{name}: {locked.pinned_reference}" + ("" if locked.digest else f" (unpinned: {locked.reason})"))
+    if not lock.any_resolved:
+        print(f"no registry answered: {pins.LOCK_PATH} records why per image; run this where one answers")
     return EXIT_OK
 
 
