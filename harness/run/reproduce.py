@@ -61,8 +61,8 @@ KIT_ROOT = Path(__file__).resolve().parents[2]
 ExecutorKind = Literal["docker", "local", "ray"]
 SIMULATED_NOTE = "SIMULATED: a rehearsal of the protocol against the simulated Ollama, not a measurement."
 LLAMACPP_NOTE = (
-    "llama.cpp: real tokens and engine timings, on this host's CPU; absolute figures are not comparable with the "
-    "reports' GPU numbers."
+    "llama.cpp: real tokens and engine timings, on this host's {where}; absolute figures are not comparable with "
+    "the reports' Ollama numbers."
 )
 
 
@@ -391,7 +391,7 @@ def _from_spec(request: SpecRequest, settings: Settings, progress: Progress, on_
         if docker is not None:
             docker = replace(docker, time_scale=settings.time_scale)
     elif docker.backend == "llamacpp":
-        progress(LLAMACPP_NOTE)
+        progress(LLAMACPP_NOTE.format(where="GPU" if docker.engine_device == "cuda" else "CPU"))
     planned(
         plan,
         spec,
