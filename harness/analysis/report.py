@@ -224,7 +224,7 @@ def compute(
         backend=(run_facts or {}).get("backend"),
     )
     mark = figure_mark(simulated, (run_facts or {}).get("time_scale"))
-    figures = plots.render_all(frame, [v.model_dump() for v in judged], timeline, out_dir / "figures", mark=mark)
+    figures = plots.render_all(frame, judged, timeline, out_dir / "figures", mark=mark)
     notes = [f"figure {f.name}: {f.note}" for f in figures if f.note]
     return ReportData(
         spec=spec,
