@@ -1,8 +1,9 @@
-"""Every serialized document's model and version, and the one JSON form the kit hashes.
+"""The serialized documents' versions and models, and the one JSON form the kit hashes.
 
-Writers and readers of a document import its model from here, so a reader in another layer (analysis reading
-provenance.json, verify reading a report's verdicts) gets the typed document without importing the writer or
-the adapters (NVML, Docker, Ollama) the writer asks.
+Writers and readers of a document import its version and model from here, so a reader in another layer
+(analysis validating provenance.json, verify checking a report's verdicts) gets the typed document without
+importing the writer or the adapters (NVML, Docker, Ollama) the writer asks. Here so far: provenance.json with
+the facts it embeds, and verdicts.json; sweep.json and run.json are still modelled in :mod:`harness.artifacts`.
 """
 
 from __future__ import annotations
