@@ -1,7 +1,8 @@
-"""The kit's artifact folders (sweep.json, provenance.json, runs/*/run.json + records.jsonl) as the tidy table.
+"""The kit's artifact folders (sweep.json, runs/*/run.json + records.jsonl) as the tidy table.
 
 Reads files only. True efficiency pairs each protocol run with the isolated runs of the same config, runtime and
-language; the timeline of one multi-agent run shows where the two agents overlapped.
+language; the timeline of one multi-agent run shows where the two agents overlapped. The folder's provenance.json
+is the report's to read, as its model (:func:`harness.analysis.report.read_provenance`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from harness.analysis.tidy import (
     pair_label,
     to_frame,
 )
-from harness.artifacts import ArtifactDir, RunResult, Sweep, load_json_doc, load_run_result, load_sweep
+from harness.artifacts import ArtifactDir, RunResult, Sweep, load_run_result, load_sweep
 from harness.errors import ArtifactError
 from harness.protocol.spec import Spec, load_spec
 from harness.records import AgentRunRecord, CallRecord, MultiRunRecord
@@ -42,7 +43,6 @@ class KitData:
     root: Path
     frame: pd.DataFrame
     sweep: Sweep | None
-    provenance: dict[str, Any] | None
     timeline: pd.DataFrame
     """Cumulative tokens over time for one multi-agent run: run_id, role, t_s, cum_tokens (empty if none)."""
     failed_runs: list[str] = field(default_factory=list)
@@ -61,7 +61,7 @@ _PerRun = tuple[RunResult, _Agents, list[Record]]
 
 
 def load_artifacts(root: Path, spec: Spec | None = None) -> KitData:
-    """Read an artifact folder (sweep.json, provenance.json, runs/*/run.json + records.jsonl) into a KitData.
+    """Read an artifact folder (sweep.json, runs/*/run.json + records.jsonl) into a KitData.
 
     True efficiency uses the mean duration of the ``isolated`` runs of the same config, runtime and language,
     per side; without them it is NaN (and the report says so). ``spec`` (default: the folder's spec.toml, if
@@ -81,7 +81,6 @@ def load_artifacts(root: Path, spec: Spec | None = None) -> KitData:
         sweep = load_sweep(root)
     else:
         notes.append("sweep.json is missing: backend unknown; simulation inferred from the records")
-    provenance = load_json_doc(root / "provenance.json") if (root / "provenance.json").exists() else None
     if spec is None and (root / "spec.toml").exists():
         spec = load_spec(root / "spec.toml")
     originals = original_labels(spec)
@@ -140,7 +139,7 @@ def load_artifacts(root: Path, spec: Spec | None = None) -> KitData:
         rows.extend(run_rows)
     frame = to_frame(rows)
     timeline = timeline_frame(*timeline_run) if timeline_run else _empty_timeline()
-    return KitData(root, frame, sweep, provenance, timeline, failed, notes)
+    return KitData(root, frame, sweep, timeline, failed, notes)
 
 
 def _isolated_durations(per_run: list[_PerRun]) -> dict[tuple[str, str, str, str], list[float]]:

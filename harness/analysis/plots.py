@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from matplotlib.figure import Figure as MplFigure
 
 from harness.analysis import stats
 from harness.atomic import write_bytes_atomic
+from harness.schemas import ClaimVerdict
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 4.5, 100
 """Every PNG is 800 × 450 pixels."""
@@ -101,33 +102,33 @@ def _ok(frame: pd.DataFrame, level: str, run_kind: str = "protocol") -> pd.DataF
     return frame[(frame["level"] == level) & frame["ok"].eq(True) & (frame["run_kind"] == run_kind)]
 
 
-def published_vs_reproduced(verdicts: Sequence[Mapping[str, Any]], out_dir: Path, mark: str | None = None) -> Figure:
+def published_vs_reproduced(verdicts: Sequence[ClaimVerdict], out_dir: Path, mark: str | None = None) -> Figure:
     """Each claim's measured value as a % difference from the published one, with its interval, coloured by
     verdict: one axis for claims of any unit."""
     name, title = "claims", "Published vs reproduced (difference from the published value, %)"
-    usable = [v for v in verdicts if v.get("measured") is not None and v.get("published")]
+    usable = [v for v in verdicts if v.measured is not None and v.published]
     if not usable:
         return _skip(name, title, "no claim has a measured value")
     fig, axes = _new(height_in=_rows_height(len(usable)))
     ax = axes[0][0]
     for i, v in enumerate(usable):
-        pub = float(v["published"])
+        pub = float(v.published)
 
         def rel(x: float | None, pub: float = pub) -> float:
             return math.nan if x is None else (x - pub) / abs(pub) * 100
 
-        mid = rel(v["measured"])
-        low, high = rel(v.get("ci_low")), rel(v.get("ci_high"))
-        colour = VERDICT_COLOURS.get(str(v["verdict"]).removeprefix("rehearsal_"), "#000000")
+        mid = rel(v.measured)
+        low, high = rel(v.ci_low), rel(v.ci_high)
+        colour = VERDICT_COLOURS.get(v.verdict.removeprefix("rehearsal_"), "#000000")
         if not (math.isnan(low) or math.isnan(high)):
             ax.plot([low, high], [i, i], color=colour, linewidth=2, alpha=0.5)
         ax.plot([mid], [i], marker="o", color=colour)
     ax.axvline(0, color="#444444", linewidth=0.8)
-    ax.set_yticks(range(len(usable)), [str(v["claim_id"]) for v in usable])
+    ax.set_yticks(range(len(usable)), [v.claim_id for v in usable])
     ax.invert_yaxis()
     ax.set_xlabel("(measured − published) / published, %   ·   line: confidence interval")
     ax.set_title(title)
-    shown = {str(v["verdict"]).removeprefix("rehearsal_") for v in usable}
+    shown = {v.verdict.removeprefix("rehearsal_") for v in usable}
     for k, c in VERDICT_COLOURS.items():
         if k in shown:
             ax.plot([], [], marker="o", linestyle="", color=c, label=k.replace("_", " "))
@@ -301,7 +302,7 @@ def multi_run_timeline(timeline: pd.DataFrame, out_dir: Path, mark: str | None =
 
 def render_all(
     frame: pd.DataFrame,
-    verdicts: Sequence[Mapping[str, Any]],
+    verdicts: Sequence[ClaimVerdict],
     timeline: pd.DataFrame,
     out_dir: Path,
     *,

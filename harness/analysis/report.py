@@ -13,12 +13,13 @@ Nothing here carries a timestamp, so rebuilding from the same artifacts gives th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 
 from harness.analysis import (
     distributions,
@@ -37,12 +38,19 @@ from harness.analysis.tidy import ok_rows
 from harness.artifacts import Sweep
 from harness.atomic import write_text_atomic
 from harness.errors import ArtifactError, BadInputError
+from harness.facts import value_or_none
 from harness.protocol.spec import Spec, load_spec
-from harness.schemas import REPORT_SCHEMA_VERSION, ClaimVerdict, Regime
+from harness.schemas import (
+    PROVENANCE_SCHEMA_VERSION,
+    REPORT_SCHEMA_VERSION,
+    ClaimVerdict,
+    GitFacts,
+    GpuFacts,
+    Provenance,
+    Regime,
+)
 
-BANDWIDTH_KEYS = ("memory_bandwidth_gbps", "bandwidth_gbps", "mem_bandwidth_gbps")
-"""provenance.json keys (anywhere in the tree) read as the GPU memory bandwidth in GB/s."""
-GPU_NAME_KEYS = ("gpu_name",)
+PROVENANCE_FILE = "provenance.json"
 
 
 @dataclass
@@ -98,7 +106,8 @@ def build_report(
     """`report DIR`: judge the spec's claims against the kit's runs (re-measurement) and write the report.
 
     ``spec`` defaults to the folder's spec.toml; ``gpu_name`` and ``bandwidth_gbps`` default to what
-    provenance.json records (absent → hardware-bound claims are not comparable and no roofline is drawn);
+    provenance.json records (``gpu.gpu_name``, ``gpu.memory_bandwidth_gbps``; absent → hardware-bound claims are
+    not comparable and no roofline is drawn);
     ``model_bytes`` (bytes read per decoded token, i.e. the model's weights) is never guessed.
     """
     if spec is None:
@@ -110,10 +119,13 @@ def build_report(
             )
         spec = load_spec(spec_file)
     kit = measured.load_artifacts(artifact_dir, spec)
-    provenance = kit.provenance
+    provenance = read_provenance(artifact_dir)
     warnings = list(kit.notes)
     if kit.failed_runs:
         warnings.append(f"{len(kit.failed_runs)} run(s) failed: {', '.join(kit.failed_runs[:10])}")
+    if provenance.warning is not None:
+        warnings.append(provenance.warning)
+    recorded_gpu, recorded_bandwidth = _gpu_facts(provenance.model)
     source = f"artifact folder `{artifact_dir.name}`"
     if kit.sweep is not None:
         source += f" (backend {kit.sweep.backend}, kit {kit.sweep.kit_version}, {kit.sweep.planned_runs} planned runs)"
@@ -128,13 +140,13 @@ def build_report(
         origin="kit",
         source=source,
         simulated=kit.simulated,
-        gpu_name=gpu_name or _provenance_gpu(provenance),
-        provenance=provenance,
+        gpu_name=gpu_name or recorded_gpu,
+        provenance=provenance.raw,
         timeline=kit.timeline,
         warnings=warnings,
         model_bytes=model_bytes,
-        bandwidth_gbps=bandwidth_gbps or _provenance_number(provenance, BANDWIDTH_KEYS),
-        run_facts=_run_facts(kit.sweep, provenance),
+        bandwidth_gbps=bandwidth_gbps or recorded_bandwidth,
+        run_facts=_run_facts(kit.sweep, provenance.model),
         attempts=measured.attempts_table(artifact_dir),
     )
     result = write(data)
@@ -212,7 +224,7 @@ def compute(
         backend=(run_facts or {}).get("backend"),
     )
     mark = figure_mark(simulated, (run_facts or {}).get("time_scale"))
-    figures = plots.render_all(frame, [v.model_dump() for v in judged], timeline, out_dir / "figures", mark=mark)
+    figures = plots.render_all(frame, judged, timeline, out_dir / "figures", mark=mark)
     notes = [f"figure {f.name}: {f.note}" for f in figures if f.note]
     return ReportData(
         spec=spec,
@@ -292,11 +304,58 @@ def figure_mark(simulated: bool, time_scale: float | None) -> str | None:
     return "SIMULATED" + (f" · time scale {time_scale:g}" if time_scale not in (None, 1.0) else "")
 
 
-def _run_facts(sweep: Sweep | None, provenance: Mapping[str, Any] | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ProvenanceRead:
+    """provenance.json as written (the Environment section lists it fact by fact) and as its model (what the
+    verdicts and summary.json read); ``warning`` says why a file that is there gave no model."""
+
+    raw: dict[str, Any] | None
+    model: Provenance | None
+    warning: str | None = None
+
+
+def read_provenance(artifact_dir: Path) -> ProvenanceRead:
+    """The folder's provenance.json, validated as this kit's document.
+
+    A file this kit did not write (another schema_version, a foreign or damaged one) is not searched for
+    look-alike keys: the report goes on without the GPU facts and warns why, since hardware-bound verdicts and
+    the roofline would otherwise rest on a guess.
+    """
+    path = artifact_dir / PROVENANCE_FILE
+    if not path.exists():
+        return ProvenanceRead(None, None)
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return ProvenanceRead(None, None, _unread_provenance(f"not JSON: {exc}"))
+    raw = body if isinstance(body, dict) else None
+    try:
+        return ProvenanceRead(raw, Provenance.model_validate(body))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the document"
+        return ProvenanceRead(raw, None, _unread_provenance(f"{where}: {first['msg']}"))
+
+
+def _unread_provenance(why: str) -> str:
+    return (
+        f"provenance.json could not be read as schema_version {PROVENANCE_SCHEMA_VERSION} ({why}): "
+        "the GPU name and memory bandwidth are unknown"
+    )
+
+
+def _gpu_facts(provenance: Provenance | None) -> tuple[str | None, float | None]:
+    """Device 0's name and peak memory bandwidth as collect() recorded them (None where NVML could not tell)."""
+    gpu = provenance.gpu if provenance is not None else None
+    if not isinstance(gpu, GpuFacts):
+        return None, None
+    return value_or_none(gpu.gpu_name), value_or_none(gpu.memory_bandwidth_gbps)
+
+
+def _run_facts(sweep: Sweep | None, provenance: Provenance | None) -> dict[str, Any]:
     """What summary.json says about how the numbers were made: backend, time scale, kit version and commit."""
-    kit = (provenance or {}).get("kit")
-    git = kit.get("git") if isinstance(kit, Mapping) else None
-    commit = git.get("commit") if isinstance(git, Mapping) else None
+    git = provenance.kit.git if provenance is not None else None
+    commit = git.commit if isinstance(git, GitFacts) else None
     if sweep is None:
         return {"kit_commit": commit}
     return {
@@ -305,35 +364,6 @@ def _run_facts(sweep: Sweep | None, provenance: Mapping[str, Any] | None) -> dic
         "kit_version": sweep.kit_version,
         "kit_commit": commit,
     }
-
-
-def _walk(doc: Any) -> Iterable[tuple[str, Any]]:
-    if isinstance(doc, Mapping):
-        for key, value in doc.items():
-            yield str(key), value
-            yield from _walk(value)
-    elif isinstance(doc, list):
-        for item in doc:
-            yield from _walk(item)
-
-
-def _provenance_number(provenance: Mapping[str, Any] | None, keys: Sequence[str]) -> float | None:
-    for key, value in _walk(provenance or {}):
-        if key in keys and isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-            return float(value)
-    return None
-
-
-def _provenance_gpu(provenance: Mapping[str, Any] | None) -> str | None:
-    """``gpu_name`` anywhere, else ``name`` of a ``gpu`` object or of the first of ``gpus``."""
-    for key, value in _walk(provenance or {}):
-        if key in GPU_NAME_KEYS and isinstance(value, str):
-            return value
-    for key, value in _walk(provenance or {}):
-        node = value[0] if key == "gpus" and isinstance(value, list) and value else value
-        if key in ("gpu", "gpus") and isinstance(node, Mapping) and isinstance(node.get("name"), str):
-            return str(node["name"])
-    return None
 
 
 def stability(frame: pd.DataFrame) -> list[str]:

@@ -30,6 +30,7 @@ from docker.models.images import Image
 
 from harness.containers.compose import MODEL_VOLUME
 from harness.errors import DockerError
+from harness.schemas import EngineFacts
 
 Client = docker.DockerClient
 """The engine client type, for modules that hold a client but may not import ``docker`` themselves."""
@@ -110,26 +111,6 @@ def _info_gpu_visible(info: Mapping[str, Any]) -> bool:
         return True
     devices = info.get("DiscoveredDevices") or []
     return any(str(d.get("ID", "")).startswith("nvidia.com/gpu") for d in devices if isinstance(d, dict))
-
-
-@dataclass(frozen=True)
-class EngineFacts:
-    """What provenance and ``doctor`` need to know about the engine (from ``docker version`` and ``docker info``)."""
-
-    server_version: str
-    api_version: str
-    operating_system: str
-    kernel_version: str
-    architecture: str
-    runtimes: tuple[str, ...]
-    default_runtime: str
-    nvidia_runtime: bool
-    gpu_visible: bool
-    root_dir: str
-    storage_driver: str
-    cgroup_version: str | None
-    cpu_count: int
-    memory_total_bytes: int
 
 
 def engine_facts(client: docker.DockerClient) -> EngineFacts:

@@ -14,17 +14,16 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import httpcore
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
 
-from harness.engines.ollama_log import ServerRuntime
 from harness.errors import OllamaError
 from harness.facts import Absent, absent
 from harness.protocol.flags import OPTION_NAMES
+from harness.schemas import ModelDetails, OllamaFacts
 
 SIMULATED_HEADER = "x-chimeraforge-simulated"
 UNLOAD_WAIT_S = 60.0
@@ -414,47 +413,6 @@ class OllamaClient:
 
 
 # -- server facts (provenance) ----------------------------------------------------------------------------
-
-
-class ModelDetails(BaseModel):
-    """The ``details`` object Ollama reports for a model in ``/api/tags``."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    parent_model: str | None = None
-    format: str | None = None
-    family: str | None = None
-    families: list[str] | None = None
-    parameter_size: str | None = None
-    quantization_level: str | None = None
-
-
-class OllamaFacts(BaseModel):
-    """What an Ollama server says about itself and the model a run uses, read once while it serves.
-
-    ``simulated`` is true when the server is the kit's simulator (its ``/api/version`` carries ``simulated``);
-    its digests are then synthetic by design (``model_digest_synthetic``), never a registry's.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    present: Literal[True] = True
-    base_url: str
-    version: str
-    simulated: bool
-    simulation_seed: int | None = None
-    simulation_time_scale: float | None = None
-    model: str
-    model_digest: str | Absent
-    model_digest_synthetic: bool
-    model_size_bytes: int | Absent
-    model_details: ModelDetails | Absent
-    model_parameter_count: int | Absent
-    model_context_length: int | Absent
-    model_capabilities: list[str] | Absent
-    runtime: ServerRuntime | Absent = Field(
-        default_factory=lambda: absent("the server was not probed with a load (model preparation does that)")
-    )
 
 
 def _is_model(entry: object, model: str) -> bool:

@@ -17,9 +17,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from harness.facts import Absent, absent
+from harness.schemas import LoadedModel, ServerRuntime
 
 _CONFIG_RE = re.compile(r'msg="server config".*?env="map\[(?P<body>.*?)\]"')
 _PAIR_RE = re.compile(r"(?P<key>[A-Za-z_][A-Za-z0-9_]*):(?P<value>\[[^\]]*\]|\S*)")
@@ -29,29 +28,6 @@ _FA_OFF_RE = re.compile(
     r"flash attention (?:is )?(?:disabled|not supported)|flash_attn\s*=\s*(?:0|false|disabled)", re.IGNORECASE
 )
 _KV_RE = re.compile(r'msg="kv cache type" type=(?P<a>\S+)|type_k\s*=\s*\'(?P<b>[^\']+)\'')
-
-
-class LoadedModel(BaseModel):
-    """One ``/api/ps`` entry, the fields that tell where and how big the runner is."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    size_bytes: int
-    size_vram_bytes: int
-    context_length: int | None
-
-
-class ServerRuntime(BaseModel):
-    """The settings a server ran with, as the server itself reported them."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    server_config: dict[str, str] | Absent
-    flash_attention: bool | Absent
-    kv_cache_type: str | Absent
-    layers_on_gpu: int | Absent
-    layers_total: int | Absent
-    loaded: LoadedModel | Absent
 
 
 def parse_server_config(log: str) -> dict[str, str] | None:

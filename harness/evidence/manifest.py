@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from harness import __version__
 from harness.artifacts import LOCK_FILE, ArtifactDir, canonical_json, load_run_result, load_sweep
 from harness.errors import ArtifactError, BadInputError, SchemaVersionError
+from harness.schemas import PROVENANCE_SCHEMA_VERSION
 from harness.settings import Settings
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -41,8 +42,6 @@ PREDICATE_PREFIX = "https://chimeraforge.dev/kit/run-manifest/"
 MANIFEST_SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 PROVENANCE_NAME = "provenance.json"
-PROVENANCE_SCHEMA_VERSION = 1
-"""The provenance.json version this kit reads (the contract with ``harness.evidence.provenance``)."""
 SWEEP_FINGERPRINT_KEYS = ("kit_version", "backend", "simulated", "images", "spec_sha256", "model_digest")
 """What the fallback fingerprint covers when there is no provenance.json: the sweep's record of its environment."""
 _CHUNK = 1 << 20

@@ -11,6 +11,9 @@ CUDA, memory, power limit; engine and image IDs; Ollama version and model digest
 spec, lock and corpus hashes; CPU model, kernel, OS), not of anything that moves between two runs on the same
 machine (timestamps, clocks, utilisation, processes, ports). ``fingerprint_keys`` lists the dotted paths it
 covers; docs/provenance.md documents every key.
+
+This module collects the facts and builds the document; the document's models live in :mod:`harness.schemas`,
+so the report reads provenance.json typed without importing the adapters collected here.
 """
 
 from __future__ import annotations
@@ -23,19 +26,36 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from harness import __version__
 from harness.artifacts import ArtifactDir, canonical_json, load_json_doc
 from harness.containers import engine as docker_engine
 from harness.containers.pins import read_lock
-from harness.engines.ollama import OllamaFacts
 from harness.errors import ArtifactError, BadInputError, DockerError
-from harness.evidence.telemetry import GpuFacts, Nvml, gpu_facts
+from harness.evidence.telemetry import Nvml, gpu_facts
 from harness.facts import Absent, absent
 from harness.protocol.corpus import corpus_sha256
+from harness.schemas import (
+    PROVENANCE_SCHEMA_VERSION,
+    BasePin,
+    CorpusHash,
+    DockerSection,
+    FileHash,
+    GitFacts,
+    GpuFacts,
+    HostFacts,
+    ImageRecord,
+    Inputs,
+    KitFacts,
+    OllamaFacts,
+    Provenance,
+    RunContext,
+    ServerSettingsRecord,
+    SystemDescription,
+)
 from harness.settings import OllamaServerSettings, Settings
 
 PROVENANCE_FILE = "provenance.json"
@@ -83,144 +103,6 @@ FINGERPRINT_PATTERNS: tuple[str, ...] = (
     "host.operating_system",
 )
 """What defines an environment, as dotted paths into provenance.json; ``*`` matches every key or list index."""
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# ---------------------------------------------------------------------------------------------- sections
-
-
-class FileHash(_Model):
-    path: str
-    sha256: str
-    size_bytes: int
-
-
-class CorpusHash(_Model):
-    """``harness.protocol.corpus.corpus_sha256`` over the corpus folder the agents read."""
-
-    path: str
-    sha256: str
-    file_count: int
-
-
-class Inputs(_Model):
-    """sha256 of everything that says *what* ran: the spec, the lock files and the corpus."""
-
-    spec: FileHash | Absent
-    requirements_lock: FileHash | Absent
-    requirements_dev_lock: FileHash | Absent
-    cargo_lock: FileHash | Absent
-    docker_pins: FileHash | Absent
-    images_lock: FileHash | Absent
-    corpus: CorpusHash | Absent
-
-
-class GitFacts(_Model):
-    """``dirty``: a tracked file differs from ``commit`` (untracked files are counted, not judged)."""
-
-    commit: str
-    dirty: bool
-    untracked_files: int
-
-
-class KitFacts(_Model):
-    version: str
-    git: GitFacts | Absent
-
-
-class HostFacts(_Model):
-    kernel: str
-    operating_system: str | Absent
-    architecture: str
-    cpu_model: str | Absent
-    cpu_logical_count: int
-    cpu_physical_core_count: int | Absent
-    memory_total_bytes: int | Absent
-    python_version: str
-
-
-class ImageRecord(_Model):
-    """``docker.images.<role>``. ``pinned``: the engine knows a registry digest for it (``repo_digests``);
-    an image the kit built offline has none, is recorded unpinned with the reason, and is identified by ``id``."""
-
-    present: Literal[True] = True
-    reference: str
-    id: str
-    repo_tags: list[str]
-    repo_digests: list[str]
-    pinned: bool
-    reason: str | None
-    labels: dict[str, str]
-
-
-class BasePin(_Model):
-    """One entry of docker/images.lock.json: a registry digest, or null and why (never an invented one)."""
-
-    reference: str
-    digest: str | None
-    pinned: bool
-    reason: str | None
-
-
-class DockerSection(_Model):
-    present: Literal[True] = True
-    engine: docker_engine.EngineFacts  # the adapter's own record (a dataclass pydantic validates as it is)
-    images: dict[str, ImageRecord | Absent]
-    base_pins: dict[str, BasePin] | Absent
-
-
-class ServerSettingsRecord(_Model):
-    """The ``OLLAMA_*`` server settings the kit asked for (the spec's ``[server]`` section for the kit's runs).
-
-    ``flash_attention`` None means the variable was left unset (the server decides per model); what the server
-    actually ran with is in the ``ollama.runtime`` section, read from the server's own log and ``/api/ps``.
-    """
-
-    num_parallel: int
-    keep_alive: str
-    context_length: int
-    flash_attention: bool | None
-    models: str | None
-    gpus: list[str] = Field(default_factory=lambda: ["0"], description="the GPU each server was given, in order")
-
-
-class RunContext(_Model):
-    command: list[str]
-    settings: dict[str, Any]
-    server_settings: ServerSettingsRecord | Absent
-
-
-class SystemDescription(_Model):
-    """An MLPerf-style system description (their field names), derived from the sections below."""
-
-    accelerator_model_name: str | Absent
-    accelerator_memory_capacity: str | Absent
-    accelerators_per_node: int
-    host_processor_model_name: str | Absent
-    host_processor_core_count: int | Absent
-    host_memory_capacity: str | Absent
-    operating_system: str | Absent
-    framework: str | Absent
-    other_software_stack: str
-
-
-class Provenance(_Model):
-    schema_version: Literal[1] = 1
-    captured_at: str
-    simulated: bool | None
-    fingerprint_sha256: str
-    fingerprint_keys: list[str]
-    system: SystemDescription
-    gpu: GpuFacts | Absent
-    docker: DockerSection | Absent
-    ollama: OllamaFacts | Absent
-    host: HostFacts
-    kit: KitFacts
-    inputs: Inputs
-    run: RunContext
 
 
 # ---------------------------------------------------------------------------------------------- fingerprint
@@ -591,7 +473,7 @@ def collect(
         server_settings=_server_record(server_settings),
     )
     draft: dict[str, Any] = {
-        "schema_version": 1,
+        "schema_version": PROVENANCE_SCHEMA_VERSION,
         "captured_at": clock().isoformat(timespec="seconds"),
         "simulated": None if isinstance(ollama, Absent) else ollama.simulated,
         "fingerprint_sha256": "",

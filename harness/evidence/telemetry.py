@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from harness.artifacts import canonical_json
 from harness.facts import Absent, absent
+from harness.schemas import GpuDevice, GpuFacts, GpuProcess
 
 TELEMETRY_FILE = "telemetry.json"
 TELEMETRY_SCHEMA_VERSION = 1
@@ -197,60 +198,7 @@ def cuda_version_text(value: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- static facts
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class GpuProcess(_Model):
-    """Another process holding the GPU; ``used_memory_bytes`` None where NVML cannot tell (WDDM, containers)."""
-
-    pid: int
-    kind: Literal["compute", "graphics"]
-    used_memory_bytes: int | None
-
-
-class GpuDevice(_Model):
-    """One device: what it is, how it is configured, and its state when it was read."""
-
-    index: int
-    name: str | Absent
-    uuid: str | Absent
-    compute_capability: str | Absent
-    memory_total_bytes: int | Absent
-    memory_used_bytes: int | Absent
-    memory_free_bytes: int | Absent
-    memory_bus_width_bits: int | Absent
-    max_memory_clock_mhz: int | Absent
-    max_sm_clock_mhz: int | Absent
-    memory_bandwidth_gbps: float | Absent
-    enforced_power_limit_mw: int | Absent
-    default_power_limit_mw: int | Absent
-    persistence_mode: bool | Absent
-    sm_clock_mhz: int | Absent
-    memory_clock_mhz: int | Absent
-    graphics_clock_mhz: int | Absent
-    clock_event_reasons_mask: int | Absent
-    clock_event_reasons: list[str] | Absent
-    processes: list[GpuProcess] | Absent
-
-
-class GpuFacts(_Model):
-    """Every NVIDIA device NVML sees, with the system-wide driver facts.
-
-    ``gpu_name`` and ``memory_bandwidth_gbps`` repeat device 0's values under the names ``harness.analysis.report``
-    looks up anywhere in provenance.json.
-    """
-
-    present: Literal[True] = True
-    driver_version: str | Absent
-    cuda_driver_version: str | Absent
-    nvml_version: str | Absent
-    device_count: int
-    gpu_name: str | Absent
-    memory_bandwidth_gbps: float | Absent
-    devices: list[GpuDevice]
+# (their models, GpuFacts and GpuDevice, are provenance.json's and live in harness.schemas)
 
 
 ECHO_REASON = "device 0 has no value (see gpu.devices.0)"
@@ -351,6 +299,10 @@ def gpu_facts(nvml: Nvml | Absent) -> GpuFacts | Absent:
 
 
 # ---------------------------------------------------------------------------------------------- sampling
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class GpuSample(_Model):

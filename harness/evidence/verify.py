@@ -17,7 +17,6 @@ from harness.artifacts import ARTIFACT_SCHEMA_VERSION
 from harness.errors import BadInputError
 from harness.evidence.manifest import (
     PROVENANCE_NAME,
-    PROVENANCE_SCHEMA_VERSION,
     Environment,
     FileCheck,
     Fingerprint,
@@ -28,7 +27,7 @@ from harness.evidence.manifest import (
     walk,
 )
 from harness.records import RECORD_SCHEMA_VERSION
-from harness.schemas import REPORT_SCHEMA_VERSION, VERDICTS_SCHEMA_VERSION
+from harness.schemas import PROVENANCE_SCHEMA_VERSION, REPORT_SCHEMA_VERSION, VERDICTS_SCHEMA_VERSION
 
 RECORDS_NAME = "records.jsonl"
 _VALUE_WIDTH = 72

@@ -243,12 +243,17 @@ def test_write_and_load_round_trip(repo: Path, host_files: HostFiles, tmp_path: 
     assert fingerprint(json.loads(text))[0] == prov.fingerprint_sha256
 
 
-def test_report_finds_gpu_name_and_bandwidth(repo: Path, host_files: HostFiles) -> None:
-    from harness.analysis.report import BANDWIDTH_KEYS, _provenance_gpu, _provenance_number
+def test_report_reads_gpu_name_and_bandwidth_from_the_typed_document(
+    tmp_path: Path, repo: Path, host_files: HostFiles
+) -> None:
+    from harness.analysis.report import _gpu_facts, read_provenance
 
-    doc = json.loads(canonical_json(make(repo, host_files).model_dump(mode="json")))
-    assert _provenance_gpu(doc) == "NVIDIA H100 80GB HBM3"
-    assert _provenance_number(doc, BANDWIDTH_KEYS) == 3352.3
+    out = ArtifactDir(tmp_path / "artifact")
+    write_provenance(out, make(repo, host_files))
+    read = read_provenance(out.root)
+    assert read.warning is None and read.model is not None
+    assert _gpu_facts(read.model) == ("NVIDIA H100 80GB HBM3", 3352.3)
+    assert _gpu_facts(make(repo, host_files, module=FakeNvml(init_error=NVML_ERROR_LIBRARY_NOT_FOUND))) == (None, None)
 
 
 # ---------------------------------------------------------------------------------------------- fingerprint

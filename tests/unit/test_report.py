@@ -11,11 +11,13 @@ import pytest
 from matplotlib.image import imread
 
 from harness.analysis import measured, plots
-from harness.analysis.report import build_report, build_report_from_import
-from harness.artifacts import ArtifactDir, RunResult, Sweep
+from harness.analysis.report import build_report, build_report_from_import, read_provenance
+from harness.artifacts import ArtifactDir, RunResult, Sweep, canonical_json
+from harness.evidence.provenance import write_provenance
 from harness.protocol.plan import AgentPlan, Run
 from harness.protocol.spec import Spec, parse_spec
 from harness.records import AgentRunRecord, CallRecord, MultiRunRecord
+from tests.fakes.provenance import COMMIT, collected_provenance
 
 S = 1_000_000_000
 OPTS: dict[str, float | int] = {"num_gpu": 80, "num_ctx": 512, "temperature": 1.0}
@@ -191,9 +193,7 @@ def _make_artifacts(root: Path, *, simulated: bool, provenance: bool) -> None:
         ),
     )
     if provenance:
-        art.write_json(
-            "provenance.json", {"schema_version": 1, "gpu": {"name": "NVIDIA H100", "memory_bandwidth_gbps": 3350.0}}
-        )
+        write_provenance(art, collected_provenance(root.parent / f"{root.name}-env"))
 
 
 def test_load_artifacts_true_efficiency_and_timeline(tmp_path: Path) -> None:
@@ -224,7 +224,7 @@ def test_build_report_writes_everything(tmp_path: Path) -> None:
     assert "<details><summary>All " in md and "Environment fingerprint" in md
     assert page.count("<svg") == len([f for f in result.figures if f.drawn]) and "<img" not in page
     assert "`" not in page and "**" not in page  # Markdown rendered, never shown raw
-    assert "NVIDIA H100" in md and "Roofline: 3350 GB/s" in md
+    assert "NVIDIA H100 80GB HBM3" in md and "Roofline: 3352.3 GB/s" in md
     doc = json.loads(result.verdicts_json.read_text(encoding="utf-8"))
     assert doc["schema_version"] == 2 and doc["simulated"] is True and doc["regime"] == "re-measurement"
     by_id = {v["claim_id"]: v for v in doc["verdicts"]}
@@ -295,3 +295,55 @@ def test_counts_are_shown_and_written_as_integers() -> None:
     assert headers == ["num_gpu", "num_ctx", "efficiency_pct"]
     assert rows == [["80", "2,048", "99.00"], ["120", "—", "98.50"]]
     assert integer_columns(frame).to_csv(index=False).splitlines()[1] == "80,2048,99.0"
+
+
+# ------------------------------------------------------------------------------------------ provenance.json
+
+
+def test_provenance_written_by_collect_is_read_typed_and_its_gpu_reaches_the_report(tmp_path: Path) -> None:
+    root = tmp_path / "art"
+    _make_artifacts(root, simulated=False, provenance=False)
+    collected = collected_provenance(tmp_path / "env")
+    write_provenance(ArtifactDir(root), collected)
+    read = read_provenance(root)
+    assert read.warning is None and read.model == collected
+    written = (root / "provenance.json").read_text(encoding="utf-8")
+    assert written == canonical_json(collected.model_dump(mode="json")) + "\n" and read.raw == json.loads(written)
+    result = build_report(root, _spec(), model_bytes=2.49e9)
+    md = result.markdown.read_text(encoding="utf-8")
+    assert "(here: NVIDIA H100 80GB HBM3)" in md and "Roofline: 3352.3 GB/s" in md
+    assert not any("provenance.json" in w for w in result.warnings)
+    assert json.loads(result.verdicts_json.read_text())["gpu_name"] == "NVIDIA H100 80GB HBM3"
+    assert json.loads((root / "report" / "summary.json").read_text())["kit_commit"] == COMMIT
+
+
+@pytest.mark.parametrize(
+    ("case", "why"),
+    [
+        ("newer schema", "(schema_version: Input should be 1)"),
+        ("missing fields", "(kit: Field required)"),
+        ("foreign keys", "(captured_at: Field required)"),
+        ("not json", "(not JSON: Expecting value: line 1 column 1 (char 0))"),
+    ],
+)
+def test_provenance_that_is_not_this_kits_document_gives_a_warning_not_a_crash(
+    tmp_path: Path, case: str, why: str
+) -> None:
+    root = tmp_path / "art"
+    _make_artifacts(root, simulated=False, provenance=False)
+    doc = collected_provenance(tmp_path / "env").model_dump(mode="json")
+    if case == "newer schema":
+        doc["schema_version"] = 2
+    elif case == "missing fields":
+        del doc["run"], doc["kit"]
+    else:  # a hand-made file whose keys a key search would have taken for the GPU's
+        doc = {"schema_version": 1, "gpu": {"name": "NVIDIA H100", "memory_bandwidth_gbps": 3350.0}}
+    text = "GPU: H100\n" if case == "not json" else json.dumps(doc)
+    (root / "provenance.json").write_text(text, encoding="utf-8")
+    result = build_report(root, _spec(), model_bytes=2.49e9)
+    warning = f"provenance.json could not be read as schema_version 1 {why}: the GPU name and memory bandwidth"
+    assert [w for w in result.warnings if w.startswith("provenance.json")] == [f"{warning} are unknown"]
+    md = result.markdown.read_text(encoding="utf-8")
+    assert "(here: unknown)" in md and "Roofline: not available (memory bandwidth not given" in md
+    assert {v.claim_id: v.verdict for v in result.verdicts}["tps"] == "not_comparable"
+    assert json.loads((root / "report" / "summary.json").read_text())["kit_commit"] is None
