@@ -20,6 +20,12 @@ def say(console: Console) -> Progress:
     return lambda line: console.print(line, markup=False, highlight=False)
 
 
+BAR_WIDTH = 20
+CLOCK_WIDTH = 7
+MIN_LABEL_WIDTH = 24
+"""Room kept for "ETA h:mm:ss  failures n" even on a terminal too narrow for the rest."""
+
+
 def _label(run: Run) -> str:
     return f"{run.kind} {run.config_id} {run.runtime} rep {run.repetition}"
 
@@ -47,21 +53,31 @@ class RunBar:
                     f"failures {self.failures}; ETA {left}",
                     markup=False,
                     highlight=False,
+                    soft_wrap=True,  # one line per run, whatever the width: logs are read by grep
                 )
             return
-        self._live(done, total, f"{_label(run)}  failures: {self.failures}  ETA {left}")
+        # ETA and failures first: on a narrow terminal the run's label is what gets cut, never the numbers
+        self._live(done, total, f"ETA {left}  failures {self.failures}  {_label(run)}")
 
     def _live(self, done: int, total: int, current: str) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as Bar
+        from rich.table import Column
 
         if self._bar is None:
+            # fixed widths for the title, bar, counts and clock; the rest of the line (ETA, failures, the run) is
+            # cut at its end, so a narrow terminal still shows every number and no line wraps
+            counts = 2 * len(str(total)) + 1
+            fixed = len(self._title) + BAR_WIDTH + counts + CLOCK_WIDTH + 4  # four column gaps
+            rest = max(MIN_LABEL_WIDTH, self._console.width - fixed - 1)
             self._bar = Bar(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TextColumn("{task.fields[current]}"),
+                TextColumn("{task.description}", table_column=Column(no_wrap=True, min_width=len(self._title))),
+                BarColumn(bar_width=BAR_WIDTH),
+                MofNCompleteColumn(table_column=Column(no_wrap=True, min_width=counts)),
+                TimeElapsedColumn(table_column=Column(no_wrap=True, min_width=CLOCK_WIDTH)),
+                TextColumn(
+                    "{task.fields[current]}", table_column=Column(no_wrap=True, overflow="ellipsis", max_width=rest)
+                ),
                 console=self._console,
                 transient=False,
             )
