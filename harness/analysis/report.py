@@ -146,7 +146,7 @@ def build_report(
         warnings=warnings,
         model_bytes=model_bytes,
         bandwidth_gbps=bandwidth_gbps or recorded_bandwidth,
-        run_facts=_run_facts(kit.sweep, provenance.model),
+        run_facts=_run_facts(kit.sweep, provenance.model, engine_device(artifact_dir)),
         attempts=measured.attempts_table(artifact_dir),
     )
     result = write(data)
@@ -352,18 +352,30 @@ def _gpu_facts(provenance: Provenance | None) -> tuple[str | None, float | None]
     return value_or_none(gpu.gpu_name), value_or_none(gpu.memory_bandwidth_gbps)
 
 
-def _run_facts(sweep: Sweep | None, provenance: Provenance | None) -> dict[str, Any]:
-    """What summary.json says about how the numbers were made: backend, time scale, kit version and commit."""
+def engine_device(artifact_dir: Path) -> str | None:
+    """``device`` of the folder's ``engine.json`` (llama.cpp runs: cpu or cuda); None without one."""
+    path = artifact_dir / "engine.json"
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path} cannot be read: {exc}", hint="re-run the sweep, or restore the file") from None
+    device = doc.get("device", "cpu") if isinstance(doc, dict) else None  # written before the CUDA image: CPU
+    return str(device) if device is not None else None
+
+
+def _run_facts(sweep: Sweep | None, provenance: Provenance | None, device: str | None = None) -> dict[str, Any]:
+    """What summary.json says about how the numbers were made: backend (and for llama.cpp, the device it
+    computed on), time scale, kit version and commit."""
     git = provenance.kit.git if provenance is not None else None
     commit = git.commit if isinstance(git, GitFacts) else None
     if sweep is None:
         return {"kit_commit": commit}
-    return {
-        "backend": sweep.backend,
-        "time_scale": sweep.time_scale,
-        "kit_version": sweep.kit_version,
-        "kit_commit": commit,
-    }
+    facts: dict[str, Any] = {"backend": sweep.backend}
+    if other_engine(sweep.backend) is not None:
+        facts["engine_device"] = device or "cpu"
+    return {**facts, "time_scale": sweep.time_scale, "kit_version": sweep.kit_version, "kit_commit": commit}
 
 
 def stability(frame: pd.DataFrame) -> list[str]:

@@ -42,7 +42,7 @@ def verdicts_section(data: ReportData) -> Section:
     s = Section("Verdicts")
     found = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in verdicts.counts(data.verdicts).items())
     s.para(f"Regime: {data.regime}. {found or 'no verdicts'} (of {len(data.verdicts)} claims).")
-    note = engine_note(data.run_facts.get("backend"))
+    note = engine_note(data.run_facts.get("backend"), data.run_facts.get("engine_device"))
     if note is not None:
         s.para(note)
     if not data.verdicts:

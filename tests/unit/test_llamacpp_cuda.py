@@ -4,6 +4,7 @@ and no NVIDIA runtime exists); what a real build does is checked against the Doc
 
 from __future__ import annotations
 
+import json
 import re
 import tarfile
 from dataclasses import dataclass, field
@@ -13,11 +14,13 @@ from typing import Any
 import docker.errors
 import pytest
 
+from harness.analysis.engine import engine_note
+from harness.analysis.report import engine_device
 from harness.containers import llamacpp_image
 from harness.containers.engine import LABEL_IMAGE_ROLE
 from harness.containers.llamacpp_build import CPU_FLAGS, cuda_flags, load_llamacpp_pin
 from harness.containers.pins import PINS_PATH, ImageLock, LockedImage
-from harness.errors import BadInputError, DockerError
+from harness.errors import ArtifactError, BadInputError, DockerError
 from harness.protocol.plan import expand
 from harness.protocol.spec import load_spec, spec_path
 from harness.run import llamacpp
@@ -240,3 +243,16 @@ def test_the_gpu_reservation_comes_with_the_cuda_device_only(device: str, reserv
         if reserved:
             assert gpus[0].driver == "nvidia" and gpus[0].device_ids  # one GPU per server, never `count: all`
         assert all(p.host_ip == "127.0.0.1" for p in project.services[name].ports)
+
+
+def test_the_report_names_the_build_the_engine_json_records(tmp_path: Path) -> None:
+    assert engine_device(tmp_path) is None  # no engine.json: not a llama.cpp folder
+    (tmp_path / "engine.json").write_text(json.dumps({"schema_version": 1, "engine": "llama.cpp", "device": "cuda"}))
+    assert engine_device(tmp_path) == "cuda"
+    assert "CUDA build, on the GPU" in (engine_note("llamacpp", "cuda") or "")
+    (tmp_path / "engine.json").write_text(json.dumps({"schema_version": 1, "engine": "llama.cpp"}))
+    assert engine_device(tmp_path) == "cpu"  # written before the CUDA image existed: the CPU build
+    assert "CPU build" in (engine_note("llamacpp", None) or "")
+    (tmp_path / "engine.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match=r"engine\.json"):
+        engine_device(tmp_path)
