@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
@@ -110,13 +111,22 @@ class _StatsSampler:
                 if self.peak_bytes is None or value > self.peak_bytes:
                     self.peak_bytes, self.source = value, source
 
-    def join(self, timeout_s: float = 0.5) -> None:
-        """Give a sample in flight a moment; after the exit no sample can raise the peak any more.
+    def join(self, timeout_s: float = 0.05) -> None:
+        """Give a sample already on the wire a moment to be read; after the exit no sample can raise the peak.
 
         The engine does not end a stats stream when its container exits (it ends when the container is removed),
-        so a long join only waits for its own timeout: 3 s per agent container was half of a simulated run.
+        so any join waits for its whole timeout: 3 s, then 0.5 s per agent container were a large part of a
+        simulated run. A sample in flight arrives within milliseconds of being taken.
         """
         self._thread.join(timeout_s)
+
+
+def _waves(order: Sequence[ServiceSpec]) -> list[list[ServiceSpec]]:
+    """``order`` (dependencies first) grouped by depth: a service's wave comes after all its dependencies'."""
+    depth: dict[str, int] = {}
+    for spec in order:
+        depth[spec.name] = 1 + max((depth[d] for d in spec.depends_on if d in depth), default=-1)
+    return [[s for s in order if depth[s.name] == level] for level in range(max(depth.values(), default=-1) + 1)]
 
 
 _Handler = Callable[[int, FrameType | None], Any] | int | None
@@ -213,10 +223,11 @@ class Stack:
             order = self.project.start_order(self.profiles)
             self._ensure_volumes(order)
             self._create_networks(order)
-            for spec in order:
-                for dep, condition in spec.depends_on.items():
-                    self._wait_service(dep, deadline, healthy=condition == "service_healthy", http=False)
-                self._start_service(spec)
+            for wave in _waves(order):
+                for spec in wave:
+                    for dep, condition in spec.depends_on.items():
+                        self._wait_service(dep, deadline, healthy=condition == "service_healthy", http=False)
+                self._start_wave(wave)
             for spec in order:
                 # A service with an HTTP readiness probe is ready when the probe answers: Docker's own health
                 # status (polled at the healthcheck interval, 1 s or more) would only say the same thing later.
@@ -309,6 +320,19 @@ class Stack:
         if spec.stop_grace_period_s is not None:
             kwargs["stop_signal"] = "SIGTERM"
         return kwargs
+
+    def _start_wave(self, wave: Sequence[ServiceSpec]) -> None:
+        """Start services that do not depend on each other at once (the two servers of a dual stack): each
+        create + start is a few engine round trips, paid once per run instead of once per server."""
+        if len(wave) == 1:
+            self._start_service(wave[0])
+            return
+        with ThreadPoolExecutor(max_workers=len(wave), thread_name_prefix=f"start-{self.name}") as pool:
+            futures = [pool.submit(self._start_service, spec) for spec in wave]
+        for future in futures:  # every start has ended (and registered its container for down()) by now
+            error = future.exception()
+            if error is not None:
+                raise error
 
     def _start_service(self, spec: ServiceSpec) -> None:
         if not spec.image:
