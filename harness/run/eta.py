@@ -19,10 +19,11 @@ from harness.sim.catalog import lookup
 from harness.sim.text import expected_length
 from harness.sim.timing import PerfModel
 
-STACK_S = {("docker", 1): 2.0, ("docker", 2): 2.7, ("local", 1): 0.2, ("local", 2): 0.3}
-"""What a run costs beyond its calls, by executor and server count: the fresh stack (docs/bench.md: 1.49 s
-median create → ready → removed for a single simulated stack) plus the agent containers' start and stop; a
-simulated TR114 run at time scale 0.02 measured 3.76 s median in the bench, of which about 1 s was calls."""
+STACK_S = {("docker", 1): 1.7, ("docker", 2): 1.9, ("local", 1): 0.2, ("local", 2): 0.3}
+"""What a run costs beyond its calls, by executor and server count: the fresh stack (create → ready → removed,
+servers started in parallel) plus the agent container's start and stop. Measured on the 2-core project machine:
+a TR114 rehearsal at time scale 0.01 ran its isolated runs in 1.95 s and its protocol runs in 2.21 s (medians of
+108 and 135 runs; `./kit reproduce --report tr114`), of which about 0.25 s were calls."""
 PROMPT_TOKENS = 600
 """The analysis and report prompts of the agents' workflows carry the corpus summary: above 400 tokens."""
 UNKNOWN_MODEL_TPS = 100.0
