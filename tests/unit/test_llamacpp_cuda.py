@@ -138,12 +138,17 @@ def test_every_build_argument_is_declared_by_the_dockerfile_and_every_required_o
     assert "USER 10001:10001" in text and text.rstrip().endswith('CMD ["llama-server", "--help"]')
 
 
-def test_the_cuda_image_is_built_from_the_pulled_pins_with_the_checked_sdist(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def fake_sdist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The sdist the CUDA build copies into its context, without downloading the real one."""
     sdist = tmp_path / "sdist.tar.gz"
     sdist.write_bytes(b"sdist bytes")
     monkeypatch.setattr(llamacpp_image, "fetch_sdist", lambda pin, root, progress: sdist)
+    return sdist
+
+
+@pytest.mark.usefixtures("fake_sdist")
+def test_the_cuda_image_is_built_from_the_pulled_pins_with_the_checked_sdist(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     fake = FakeImages(registry=True)
     lines: list[str] = []
@@ -162,12 +167,8 @@ def test_the_cuda_image_is_built_from_the_pulled_pins_with_the_checked_sdist(
     assert not again.built and len(fake.builds) == 1 and len(fake.pulled) == 2
 
 
-def test_without_a_registry_the_cuda_path_says_so_before_building(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    sdist = tmp_path / "sdist.tar.gz"
-    sdist.write_bytes(b"sdist bytes")
-    monkeypatch.setattr(llamacpp_image, "fetch_sdist", lambda pin, root, progress: sdist)
+@pytest.mark.usefixtures("fake_sdist")
+def test_without_a_registry_the_cuda_path_says_so_before_building(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     offline = FakeClient(FakeImages(registry=False))
     reason = llamacpp_image.cuda_images_unreachable(offline)  # type: ignore[arg-type]
