@@ -24,7 +24,7 @@ from harness.bench.spread import spread
 from harness.errors import BenchError
 from harness.protocol.plan import Plan, Run, expand
 from harness.protocol.spec import Spec, load_spec, spec_path
-from harness.run.orchestrator import DockerExecutor, RunOutcome, run_sweep
+from harness.run.orchestrator import DockerExecutor, Executor, PreparedModel, RunOutcome, run_sweep
 
 Progress = Callable[[str], None]
 PAYLOAD_BYTES = 64 * 1024
@@ -38,16 +38,27 @@ def noop_run(settings: Any, token: str, run: Run, spec: Spec, node: RunNode) -> 
 
 
 class _LocalNoop:
-    backend, time_scale = "sim", 1.0
+    """The local loop's side of the comparison: the Executor protocol with a run that does nothing."""
+
+    backend, time_scale, seed, parallel_runs, client = "sim", 1.0, 1, 1, None
+
+    def reap_own_leftovers(self) -> list[str]:
+        return []
 
     def image_ids(self) -> dict[str, str]:
         return {}
+
+    def check(self, plan: Plan) -> None:
+        return None
+
+    async def prepare_model(self, spec: Spec) -> PreparedModel:
+        raise BenchError("the no-op executor serves no model", hint="it only times the sweep loop")
 
     async def execute(self, run: Run, spec: Spec) -> RunOutcome:
         return RunOutcome(extra_files={"agent.stderr.log": b"x" * PAYLOAD_BYTES})
 
 
-def _per_run(executor: Any, spec: Spec, plan: Plan) -> list[float]:
+def _per_run(executor: Executor, spec: Spec, plan: Plan) -> list[float]:
     out = ArtifactDir(Path(tempfile.mkdtemp(prefix="cfk-bench-sched-")))
     marks: list[float] = []
     try:
@@ -82,7 +93,8 @@ def measure_scheduling(*, experiments_dir: Path, quick: bool, progress: Progress
     plan = expand(spec, runs_per_config=1)
     plan = plan.model_copy(update={"runs": plan.runs[: 20 if quick else 60]})
     progress(f"scheduling: {len(plan.runs)} no-op runs through the local executor")
-    local = _per_run(_LocalNoop(), spec, plan)
+    noop: Executor = _LocalNoop()  # typed: mypy holds the fake to the protocol the sweep loop uses
+    local = _per_run(noop, spec, plan)
     progress(f"scheduling: {len(plan.runs)} no-op runs through Ray (a local one-node Ray)")
     started = time.monotonic()
     try:

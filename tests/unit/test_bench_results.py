@@ -139,3 +139,17 @@ def test_replace_block_keeps_the_prose_around_it() -> None:
     new = replace_block(doc, f"{BEGIN}\nnew figures\n{END}\n")
     assert new == f"# Bench\n\nIntro.\n\n{BEGIN}\nnew figures\n{END}\n\n## Definitions\n\nText.\n"
     assert replace_block("# Bench\n", f"{BEGIN}\nx\n{END}\n") == f"# Bench\n\n{BEGIN}\nx\n{END}\n"
+
+
+def test_the_scheduling_sections_local_loop_runs_the_sweep_it_times() -> None:
+    """The no-op executor is held to the sweep loop's protocol: a bench crashed after 11 minutes when the
+    protocol grew a member the fake lacked."""
+    from harness.bench import scheduling
+    from harness.protocol.plan import expand
+    from harness.protocol.spec import load_spec, spec_path
+
+    spec = load_spec(spec_path(Path(__file__).resolve().parents[2] / "experiments", scheduling.REPORT))
+    plan = expand(spec, runs_per_config=1)
+    plan = plan.model_copy(update={"runs": plan.runs[:3]})
+    per_run = scheduling._per_run(scheduling._LocalNoop(), spec, plan)
+    assert len(per_run) == 3 and all(0 <= s < 5 for s in per_run)
