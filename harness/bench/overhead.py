@@ -41,7 +41,7 @@ def harness_image(client: Any, progress: Progress) -> tuple[str, float]:
 
 def llamacpp_stack_variables(client: Any, progress: Progress) -> tuple[dict[str, str], str, float]:
     """Compose variables of a llama.cpp stack serving the tiny model, its image, and the time to get both."""
-    from harness.containers import images
+    from harness.containers import images, model_volume
     from harness.containers.llamacpp_image import build_llamacpp_image
     from harness.engines.tiny_model import file_sha256
     from harness.run import llamacpp
@@ -50,9 +50,12 @@ def llamacpp_stack_variables(client: Any, progress: Progress) -> tuple[dict[str,
     base = images.load_pins().debian.tag
     result, _server = build_llamacpp_image(client, base_tag=base, kit_version=__version__, progress=progress)
     model = llamacpp.ensure_tiny_model(progress=progress)
-    plan = llamacpp.ServerPlan(1, str(model), file_sha256(model), 4096, 1, llamacpp.threads_per_server(1), 0, 1, [])
+    sha = file_sha256(model)
+    plan = llamacpp.ServerPlan(1, str(model), sha, 4096, 1, llamacpp.threads_per_server(1), 0, 1, [])
     if result.tag is None:
         raise BenchError("the llama.cpp image could not be built", hint="run `invoke build` and read its output")
+    # the servers mount the weights from the volume named by their sha256, as a reproduce run's do
+    model_volume.ensure_gguf_volume(client, model, sha, image=result.tag, kit_version=__version__)
     return {"OLLAMA_MODEL": "tiny", **plan.variables(result.tag)}, result.tag, time.monotonic() - start
 
 
