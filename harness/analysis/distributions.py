@@ -122,15 +122,19 @@ def summary_document(
     kit_version: str | None,
     kit_commit: str | None,
     schema_version: int,
+    engine_device: str | None = None,
 ) -> dict[str, Any]:
     """``summary.json``: the headline figures plus a block per metric, and on top what a tool must know before it
-    trusts a number: was it SIMULATED, on which backend, at which time scale, by which kit."""
+    trusts a number: was it SIMULATED, on which backend (for another engine, on which device), at which time
+    scale, by which kit."""
+    device = {"engine_device": engine_device} if engine_device is not None else {}
     return {
         "schema_version": schema_version,
         "report": report,
         "origin": origin,
         "simulated": simulated,
         "backend": backend,
+        **device,
         "time_scale": time_scale,
         "kit_version": kit_version,
         "kit_commit": kit_commit,

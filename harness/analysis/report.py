@@ -273,6 +273,7 @@ def write(data: ReportData) -> ReportResult:
         kit_version=facts.get("kit_version"),
         kit_commit=facts.get("kit_commit"),
         schema_version=REPORT_SCHEMA_VERSION,
+        engine_device=facts.get("engine_device"),
     )
     write_text_atomic(out / "summary.json", json.dumps(summary_doc, indent=2, sort_keys=True, default=str) + "\n")
     write_text_atomic(out / "runs.csv", writers.integer_columns(data.frame).to_csv(index=False))

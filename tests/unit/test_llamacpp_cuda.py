@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import docker.errors
+import pandas as pd
 import pytest
 
 from harness.analysis.engine import engine_note
@@ -257,3 +258,16 @@ def test_the_report_names_the_build_the_engine_json_records(tmp_path: Path) -> N
     (tmp_path / "engine.json").write_text("{not json")
     with pytest.raises(ArtifactError, match=r"engine\.json"):
         engine_device(tmp_path)
+
+
+def test_summary_json_says_the_device_only_for_another_engine() -> None:
+    from harness.analysis.distributions import summary_document
+
+    common: dict[str, Any] = {
+        "headline": {}, "report": "tr114", "origin": "kit", "simulated": False, "time_scale": 1.0,
+        "kit_version": "0", "kit_commit": None, "schema_version": 1,
+    }  # fmt: skip
+    frame = pd.DataFrame()
+    on_cuda = summary_document(frame, backend="llamacpp", engine_device="cuda", **common)
+    assert on_cuda["engine_device"] == "cuda" and on_cuda["backend"] == "llamacpp"
+    assert "engine_device" not in summary_document(frame, backend="sim", **common)  # sim and Ollama: unchanged
