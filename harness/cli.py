@@ -196,6 +196,7 @@ _BUNDLE_FIXES = {
     "--no-isolated": "no_isolated",
     "--across-hosts": "across_hosts",
     "--extend": "extend",
+    "--llamacpp-device": "llamacpp_device",
 }
 """Flags that change what runs: a bundle re-runs its plan as it was made, so none of them may come with it."""
 

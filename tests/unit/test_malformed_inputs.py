@@ -89,6 +89,11 @@ CASES: dict[str, Case] = {
     "bundle with a changed setting": Case(
         ["reproduce", "--bundle", "{tmp}/b.tar", "--runs", "2"], "cannot change it", setup=_file("b.tar", b"")
     ),
+    "bundle with another llama.cpp device": Case(
+        ["reproduce", "--bundle", "{tmp}/b.tar", "--llamacpp-device", "cpu"],
+        "cannot change it",
+        setup=_file("b.tar", b""),
+    ),
     # settings
     "read timeout inf": Case([*TR110, "--out", "{tmp}/o"], "read_timeout_s", env={"HARNESS_READ_TIMEOUT_S": "inf"}),
     "connect timeout nan": Case(
