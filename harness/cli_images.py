@@ -46,11 +46,11 @@ def images_verb(args: argparse.Namespace) -> int:
 
 
 def model_verb(args: argparse.Namespace) -> int:
-    from harness.engines.tiny_model import file_sha256
+    from harness.digests import sha256_file
     from harness.run.llamacpp import ensure_tiny_model
 
     path = ensure_tiny_model(progress=print)
-    print(f"{path} sha256 {file_sha256(path)} ({path.stat().st_size} bytes)")
+    print(f"{path} sha256 {sha256_file(path)} ({path.stat().st_size} bytes)")
     return EXIT_OK
 
 

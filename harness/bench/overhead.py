@@ -43,14 +43,14 @@ def llamacpp_stack_variables(client: Any, progress: Progress) -> tuple[dict[str,
     """Compose variables of a llama.cpp stack serving the tiny model, its image, and the time to get both."""
     from harness.containers import images, model_volume
     from harness.containers.llamacpp_image import build_llamacpp_image
-    from harness.engines.tiny_model import file_sha256
+    from harness.digests import sha256_file
     from harness.run import llamacpp
 
     start = time.monotonic()
     base = images.load_pins().debian.tag
     result, _server = build_llamacpp_image(client, base_tag=base, kit_version=__version__, progress=progress)
     model = llamacpp.ensure_tiny_model(progress=progress)
-    sha = file_sha256(model)
+    sha = sha256_file(model)
     plan = llamacpp.ServerPlan(1, str(model), sha, 4096, 1, llamacpp.threads_per_server(1), 0, 1, [])
     if result.tag is None:
         raise BenchError("the llama.cpp image could not be built", hint="run `invoke build` and read its output")

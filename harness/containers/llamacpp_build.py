@@ -10,7 +10,6 @@ base are both Debian bookworm, so its glibc and libstdc++ match.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.digests import sha256_file
 from harness.errors import BadInputError, DockerError
 from harness.progress import Progress, quiet
 
@@ -130,7 +130,7 @@ class LlamaServerBuild:
             "sdist_sha256": self.sdist_sha256,
             "llama_cpp_commit": self.llama_cpp_commit,
             "cmake_flags": list(self.flags),
-            "binary_sha256": _sha256(self.binary),
+            "binary_sha256": sha256_file(self.binary),
             "build_s": round(self.build_s, 1),
         }
 
@@ -139,14 +139,6 @@ def cache_root(env: Mapping[str, str] = os.environ) -> Path:
     """``$HARNESS_CACHE_DIR`` or ``~/.cache/chimeraforge``: outside the repository, shared by every checkout."""
     configured = env.get(CACHE_ROOT_ENV)
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "chimeraforge"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fetch_sdist(pin: LlamaCppPin, root: Path, *, progress: Progress = quiet) -> Path:
@@ -164,7 +156,7 @@ def fetch_sdist(pin: LlamaCppPin, root: Path, *, progress: Progress = quiet) -> 
                    pin.package, "-r", str(req), "-d", tmp]  # fmt: skip
             _run(cmd, what="pip download", hint="check that PyPI is reachable", timeout_s=900)
             os.replace(Path(tmp) / name, path)
-    actual = _sha256(path)
+    actual = sha256_file(path)
     if actual != pin.sdist_sha256:
         path.unlink()
         raise DockerError(

@@ -9,7 +9,6 @@ on every machine, so the file's sha256 is the model digest the records carry.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from dataclasses import asdict, dataclass
@@ -19,6 +18,7 @@ from typing import Any
 import gguf
 import numpy as np
 
+from harness.digests import sha256_file
 from harness.errors import BadInputError
 
 DEFAULT_VOCAB = "ggml-vocab-llama-spm.gguf"
@@ -128,16 +128,7 @@ def write_tiny_model(vocab: Path, dest: Path, shape: TinyShape = TinyShape()) ->
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
-    return TinyModel(dest, file_sha256(dest), vocab.name, shape, dest.stat().st_size)
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a model file: the digest records and provenance carry for ``--model-file``."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return TinyModel(dest, sha256_file(dest), vocab.name, shape, dest.stat().st_size)
 
 
 def describe(model: TinyModel) -> dict[str, object]:

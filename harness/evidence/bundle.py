@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from harness import __version__
 from harness.artifacts import ARTIFACT_SCHEMA_VERSION, Sweep, load_sweep
 from harness.containers import images, pins
+from harness.digests import sha256_file
 from harness.errors import ArtifactError, BadInputError, DockerError
 from harness.evidence.manifest import (
     MANIFEST_NAME,
@@ -157,11 +158,6 @@ def _sources(artifact_root: Path, repo_root: Path) -> list[tuple[str, Path]]:
     return out
 
 
-def _sha256_file(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def create_bundle(
     artifact_root: Path,
     out: Path,
@@ -190,7 +186,7 @@ def create_bundle(
     compressed = _compressed(out)
     sweep = load_sweep(artifact_root)
     sources = _sources(artifact_root, repo_root)
-    members = [Member(name=name, sha256=_sha256_file(path), size_bytes=path.stat().st_size) for name, path in sources]
+    members = [Member(name=name, sha256=sha256_file(path), size_bytes=path.stat().st_size) for name, path in sources]
     bundled: list[BundledImage] = []
     client = connect() if sweep.images else None
     with tempfile.TemporaryDirectory(prefix=".cfk-bundle-", dir=out.parent) as tmp:
@@ -226,7 +222,7 @@ def create_bundle(
         partial = Path(tmp) / "bundle.partial"
         _write_tar(partial, index, sources, compressed=compressed)
         os.replace(partial, out)
-    return BundleResult(out, _sha256_file(out), out.stat().st_size, index)
+    return BundleResult(out, sha256_file(out), out.stat().st_size, index)
 
 
 def _write_tar(path: Path, index: BundleIndex, sources: list[tuple[str, Path]], *, compressed: bool) -> None:
@@ -365,7 +361,7 @@ def verify_bundle(path: Path) -> VerifiedBundle:
     if missing:
         raise _tampered(path, f"member(s) {', '.join(missing[:5])} listed in {INDEX_NAME} are missing")
     sweep, statement, plan = _consistent(path, index, docs)
-    return VerifiedBundle(path, _sha256_file(path), index, sweep, statement, plan)
+    return VerifiedBundle(path, sha256_file(path), index, sweep, statement, plan)
 
 
 def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:

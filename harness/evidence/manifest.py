@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness import __version__
 from harness.artifacts import LOCK_FILE, ArtifactDir, canonical_json, load_run_result, load_sweep
+from harness.digests import sha256_file
 from harness.errors import ArtifactError, BadInputError, SchemaVersionError
 from harness.schemas import PROVENANCE_SCHEMA_VERSION
 from harness.settings import Settings
@@ -118,12 +119,6 @@ class Statement(_Model):
 
 
 # ---------------------------------------------------------------------------------------------------- files
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.artifacts import ModelFacts
+from harness.digests import sha256_file
 from harness.engines.llamacpp import LlamaCppClient
 from harness.engines.ollama import OllamaFacts
 from harness.errors import BadInputError, OllamaError
@@ -186,7 +187,7 @@ def ensure_tiny_model(*, progress: Progress = quiet) -> Path:
 
     pin = load_llamacpp_pin(PINS_PATH)
     dest = cache_root() / "models" / "chimeraforge-tiny.gguf"
-    if dest.is_file() and tiny_model.file_sha256(dest) == pin.tiny_model_sha256:
+    if dest.is_file() and sha256_file(dest) == pin.tiny_model_sha256:
         return dest
     vocab = vocab_file(pin, tiny_model.DEFAULT_VOCAB, progress=progress)
     progress(f"writing the tiny test model {dest} (llama architecture, {vocab.name}, seeded weights)")

@@ -169,7 +169,7 @@ def docker_executor(settings: Settings, progress: Progress) -> DockerExecutor:
     model_sha256 = ""
     device = "cpu"
     if backend == "llamacpp":
-        from harness.engines.tiny_model import file_sha256
+        from harness.digests import sha256_file
         from harness.run import llamacpp
 
         if settings.time_scale != 1.0:
@@ -179,7 +179,7 @@ def docker_executor(settings: Settings, progress: Progress) -> DockerExecutor:
         else:
             model_file = llamacpp.ensure_tiny_model(progress=progress)
             progress(f"no --model-file: serving the kit's tiny test model {model_file} (random weights)")
-        model_sha256 = file_sha256(model_file)
+        model_sha256 = sha256_file(model_file)
         device = llamacpp_device(settings.llamacpp_device, gpu=engine.gpu_visible(client), progress=progress)
         if device == "cuda":
             _require_cuda_path(client)

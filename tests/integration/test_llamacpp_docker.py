@@ -19,7 +19,7 @@ from harness.containers import compose, stack
 from harness.containers.engine import LABEL_RUN_ID
 from harness.containers.llamacpp_image import build_llamacpp_image
 from harness.containers.model_volume import ensure_gguf_volume
-from harness.engines.tiny_model import file_sha256
+from harness.digests import sha256_file
 from harness.records import AgentRunRecord, CallRecord, MultiRunRecord
 from harness.run import llamacpp
 from harness.settings import OllamaServerSettings
@@ -73,7 +73,7 @@ def _real_calls(records: list[object], budget: int, *, min_prompt_tokens: int = 
 def _check_folder(out: Path, docker_client: docker.DockerClient, model: Path) -> None:
     sweep = load_sweep(out)
     assert sweep.backend == "llamacpp" and not sweep.simulated
-    assert sweep.model is not None and sweep.model.digest == f"sha256:{file_sha256(model)}"
+    assert sweep.model is not None and sweep.model.digest == f"sha256:{sha256_file(model)}"
     runs = ArtifactDir(out).load_runs()
     assert runs
     for result, records in runs:
@@ -124,7 +124,7 @@ def test_rust_smol_and_python_send_the_same_bytes_to_the_real_engine(
 
     rust = build_rust_agent_image(docker_client, base_tag=kit_images.base_tag, kit_version=__version__)
     budget = 64
-    plan = llamacpp.ServerPlan(1, str(tiny_model), file_sha256(tiny_model), 4096, 1, 1, 0, budget, [])
+    plan = llamacpp.ServerPlan(1, str(tiny_model), sha256_file(tiny_model), 4096, 1, 1, 0, budget, [])
     ensure_gguf_volume(docker_client, tiny_model, plan.model_sha256, image=llamacpp_image, kit_version=__version__)
     variables = compose.stack_variables(OllamaServerSettings(), harness_image=kit_images.harness_tag)
     variables |= {"OLLAMA_MODEL": "tiny", **plan.variables(llamacpp_image)}
