@@ -423,17 +423,19 @@ def _from_spec(request: SpecRequest, settings: Settings, progress: Progress, on_
         include_isolated=request.include_isolated,
     )
     return _run_and_record(
-        ArtifactDir(out_root),
-        spec,
-        path,
-        plan,
-        executor,
-        settings,
-        progress,
-        on_run,
-        list(request.command),
-        identity=identity,
-        extend=request.extend,
+        SweepJob(
+            ArtifactDir(out_root),
+            spec,
+            path,
+            plan,
+            executor,
+            settings,
+            progress,
+            on_run,
+            list(request.command),
+            identity=identity,
+            extend=request.extend,
+        )
     )
 
 
@@ -522,17 +524,19 @@ def _from_bundle(
             "images": ids,
         }
         return _run_and_record(
-            out,
-            spec,
-            unpacked.spec_path,
-            verified.plan,
-            executor,
-            rerun,
-            progress,
-            on_run,
-            list(request.command),
-            origin=origin,
-            expected_model=verified.sweep.model,
+            SweepJob(
+                out,
+                spec,
+                unpacked.spec_path,
+                verified.plan,
+                executor,
+                rerun,
+                progress,
+                on_run,
+                list(request.command),
+                origin=origin,
+                expected_model=verified.sweep.model,
+            )
         )
 
 
@@ -544,67 +548,45 @@ def _bundle_settings(settings: Settings, **update: object) -> Settings:
 # ----------------------------------------------------------------------------------------------- record
 
 
-def _run_and_record(
-    out: ArtifactDir,
-    spec: Spec,
-    spec_file: Path,
-    plan: Plan,
-    executor: Executor,
-    settings: Settings,
-    progress: Progress,
-    on_run: ProgressHook | None,
-    command: list[str],
-    *,
-    origin: dict[str, Any] | None = None,
-    expected_model: ModelFacts | None = None,
-    identity: SweepSettings | None = None,
-    extend: bool = False,
-) -> Outcome:
+@dataclass(frozen=True)
+class SweepJob:
+    """One sweep to record: the folder, what runs there and on what, how to report, and what the folder must
+    agree with (a bundle's origin and model, the sweep's settings identity, whether it may grow)."""
+
+    out: ArtifactDir
+    spec: Spec
+    spec_file: Path
+    plan: Plan
+    executor: Executor
+    settings: Settings
+    progress: Progress
+    on_run: ProgressHook | None
+    command: list[str]
+    origin: dict[str, Any] | None = None
+    expected_model: ModelFacts | None = None
+    identity: SweepSettings | None = None
+    extend: bool = False
+
+
+def _run_and_record(job: SweepJob) -> Outcome:
     """Lock the folder and reap this sweep's own leftovers for the whole of :func:`_record`."""
-    if isinstance(executor, DockerExecutor):
+    if isinstance(job.executor, DockerExecutor):
         from harness.containers.controller import sweep_key
 
-        executor = dataclasses.replace(executor, sweep=sweep_key(out.root))
+        job = replace(job, executor=replace(job.executor, sweep=sweep_key(job.out.root)))
     with guarded(
-        out.root,
-        command=shlex.join(["harness", *command]),
-        say=progress,
-        reap_own=executor.reap_own_leftovers,
+        job.out.root,
+        command=shlex.join(["harness", *job.command]),
+        say=job.progress,
+        reap_own=job.executor.reap_own_leftovers,
     ):
-        return _record(
-            out,
-            spec,
-            spec_file,
-            plan,
-            executor,
-            settings,
-            progress,
-            on_run,
-            command,
-            origin=origin,
-            expected_model=expected_model,
-            identity=identity,
-            extend=extend,
-        )
+        return _record(job)
 
 
-def _record(
-    out: ArtifactDir,
-    spec: Spec,
-    spec_file: Path,
-    plan: Plan,
-    executor: Executor,
-    settings: Settings,
-    progress: Progress,
-    on_run: ProgressHook | None,
-    command: list[str],
-    *,
-    origin: dict[str, Any] | None,
-    expected_model: ModelFacts | None,
-    identity: SweepSettings | None,
-    extend: bool,
-) -> Outcome:
+def _record(job: SweepJob) -> Outcome:
     """Prepare the folder and the model, record provenance, run what is left, then report and manifest (last)."""
+    out, spec, plan, executor, settings = job.out, job.spec, job.plan, job.executor, job.settings
+    progress, command, origin, expected_model = job.progress, job.command, job.origin, job.expected_model
     with nvml_session() as nvml:
         prepared: list[PreparedModel] = []
 
@@ -618,7 +600,7 @@ def _record(
             progress(f"model {facts.name} {facts.digest[:19]}… served by {facts.server_version}")
             return facts
 
-        spec_bytes = spec_file.read_bytes()
+        spec_bytes = job.spec_file.read_bytes()
         prepare(
             out,
             spec,
@@ -627,8 +609,8 @@ def _record(
             executor,
             ["harness", *command],
             model=pull_model,
-            settings=identity,
-            extend=extend,
+            settings=job.identity,
+            extend=job.extend,
         )
         model = prepared[0].facts
         if expected_model is not None and expected_model.digest != model.digest:
@@ -644,7 +626,7 @@ def _record(
             settings=settings,
             command=["harness", *command],
             server_settings=server_settings(spec),
-            spec_path=spec_file,
+            spec_path=job.spec_file,
             spec_bytes=spec_bytes,
         )
         record_provenance(out, provenance)
@@ -656,7 +638,7 @@ def _record(
         if cluster is not None:
             cluster.record(out)  # which nodes run the sweep, and which were refused (cluster.json)
         try:
-            this_time, failures = _sweep(out, spec, plan, executor, settings, on_run, nvml)
+            this_time, failures = _sweep(out, spec, plan, executor, settings, job.on_run, nvml)
         finally:
             if cluster is not None:
                 cluster.finish()
