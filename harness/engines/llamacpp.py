@@ -142,12 +142,7 @@ class LlamaCppClient(OllamaClient):
             message = error.get("message", error) if isinstance(error, dict) else error
             obs.error = f"server error mid-stream: {message}"
             return True
-        text = text_of(chunk)
-        if text:
-            if obs.first_chunk_ns is None:
-                obs.first_chunk_ns = now
-            obs.chunk_offsets_ns.append(now - obs.start_ns)
-            parts.append(text)
+        obs.add_piece(text_of(chunk), now, parts)
         reason = _finish_reason(chunk)
         if reason is not None:
             self._finish_reason = reason

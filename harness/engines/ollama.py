@@ -80,6 +80,16 @@ class CallObservation:
     def ok(self) -> bool:
         return self.error is None
 
+    def add_piece(self, text: str, now_ns: int, parts: list[str]) -> None:
+        """A streamed piece of text read at ``now_ns``: the first stamps the TTFT, each keeps its offset (the
+        inter-token gaps); empty pieces (keep-alive chunks, the final summary) count as neither."""
+        if not text:
+            return
+        if self.first_chunk_ns is None:
+            self.first_chunk_ns = now_ns
+        self.chunk_offsets_ns.append(now_ns - self.start_ns)
+        parts.append(text)
+
 
 _SENT_NS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("chimeraforge_sent_ns", default=None)
 """Per call: the clock at its first write on the connection (the request head, serialised, about to go out)."""
@@ -309,12 +319,7 @@ class OllamaClient:
         if "error" in chunk:
             obs.error = f"server error mid-stream: {chunk['error']}"
             return True
-        text = text_of(chunk)
-        if text:
-            if obs.first_chunk_ns is None:
-                obs.first_chunk_ns = now
-            obs.chunk_offsets_ns.append(now - obs.start_ns)
-            parts.append(text)
+        obs.add_piece(text_of(chunk), now, parts)
         if chunk.get("done"):
             obs.final = chunk
         return False
