@@ -120,15 +120,7 @@ pub fn request_body(
         ",\"stream\":false"
     });
     if let Some(options) = options.filter(|o| !o.is_empty()) {
-        let mut unknown: Vec<&str> = options
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !OPTION_ORDER.contains(k))
-            .collect();
-        if !unknown.is_empty() {
-            unknown.sort_unstable();
-            return Err(AgentError::UnsupportedOption(unknown.join(", ")));
-        }
+        reject_unknown(options)?;
         out.push_str(",\"options\":{");
         let mut first = true;
         for key in OPTION_ORDER {
@@ -158,6 +150,20 @@ pub fn request_body(
     Ok(out.into_bytes())
 }
 
+/// Refuses options the spec does not know, naming them sorted (both bodies send known options only).
+fn reject_unknown(options: &Options) -> Result<(), AgentError> {
+    let mut unknown: Vec<&str> = options
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !OPTION_ORDER.contains(k))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    unknown.sort_unstable();
+    Err(AgentError::UnsupportedOption(unknown.join(", ")))
+}
+
 /// Sampling keys of a `/v1/completions` body, in wire order (`harness.engines.llamacpp.SAMPLING_ORDER`).
 pub const SAMPLING_ORDER: [&str; 5] = ["temperature", "top_p", "top_k", "repeat_penalty", "seed"];
 
@@ -172,15 +178,7 @@ pub fn completion_body(
 ) -> Result<Vec<u8>, AgentError> {
     let empty = Options::new();
     let options = options.unwrap_or(&empty);
-    let mut unknown: Vec<&str> = options
-        .keys()
-        .map(String::as_str)
-        .filter(|k| !OPTION_ORDER.contains(k))
-        .collect();
-    if !unknown.is_empty() {
-        unknown.sort_unstable();
-        return Err(AgentError::UnsupportedOption(unknown.join(", ")));
-    }
+    reject_unknown(options)?;
     let mut out = String::with_capacity(96 + prompt.len());
     out.push_str("{\"model\":");
     push_json_str(&mut out, model);
