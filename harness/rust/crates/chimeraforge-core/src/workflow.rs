@@ -192,6 +192,30 @@ impl CallObservation {
     pub fn ok(&self) -> bool {
         self.error.is_none()
     }
+
+    /// A streamed piece read at `now`: the first stamps the TTFT, each keeps its offset (Python's `add_piece`).
+    fn add_piece(&mut self, text: &str, now: i64, parts: &mut String) {
+        if self.first_chunk_ns.is_none() {
+            self.first_chunk_ns = Some(now);
+        }
+        self.chunk_offsets_ns.push(now - self.start_ns);
+        parts.push_str(text);
+    }
+
+    /// One line's JSON object, or `None` with the malformed-chunk error recorded (the call then stops).
+    fn parse_chunk(&mut self, bytes: &[u8]) -> Option<serde_json::Map<String, Value>> {
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(map)) => Some(map),
+            Ok(_) => {
+                self.error = Some("malformed chunk: not a JSON object".into());
+                None
+            }
+            Err(e) => {
+                self.error = Some(format!("malformed chunk: {e}"));
+                None
+            }
+        }
+    }
 }
 
 /// Python's `_error_text`: the `error` field of a JSON body, else the trimmed text (300 characters).
@@ -280,16 +304,8 @@ async fn stream_sse<L: LineSource>(
         let Some(data) = sse_payload(&line.bytes) else {
             continue;
         };
-        let chunk = match serde_json::from_slice::<Value>(data) {
-            Ok(Value::Object(map)) => map,
-            Ok(_) => {
-                obs.error = Some("malformed chunk: not a JSON object".into());
-                return Ok(());
-            }
-            Err(e) => {
-                obs.error = Some(format!("malformed chunk: {e}"));
-                return Ok(());
-            }
+        let Some(chunk) = obs.parse_chunk(data) else {
+            return Ok(());
         };
         if let Some(err) = chunk.get("error") {
             let msg = err.get("message").unwrap_or(err);
@@ -306,11 +322,7 @@ async fn stream_sse<L: LineSource>(
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
         {
-            if obs.first_chunk_ns.is_none() {
-                obs.first_chunk_ns = Some(now);
-            }
-            obs.chunk_offsets_ns.push(now - obs.start_ns);
-            parts.push_str(text);
+            obs.add_piece(text, now, parts);
         }
         let reason = choice
             .and_then(|c| c.get("finish_reason"))
@@ -341,16 +353,8 @@ async fn stream_body<L: LineSource>(
         if line.bytes.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let chunk = match serde_json::from_slice::<Value>(&line.bytes) {
-            Ok(Value::Object(map)) => map,
-            Ok(_) => {
-                obs.error = Some("malformed chunk: not a JSON object".into());
-                return Ok(());
-            }
-            Err(e) => {
-                obs.error = Some(format!("malformed chunk: {e}"));
-                return Ok(());
-            }
+        let Some(chunk) = obs.parse_chunk(&line.bytes) else {
+            return Ok(());
         };
         if let Some(err) = chunk.get("error") {
             let msg = err.as_str().map_or_else(|| err.to_string(), str::to_owned);
@@ -362,11 +366,7 @@ async fn stream_body<L: LineSource>(
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
         {
-            if obs.first_chunk_ns.is_none() {
-                obs.first_chunk_ns = Some(now);
-            }
-            obs.chunk_offsets_ns.push(now - obs.start_ns);
-            parts.push_str(text);
+            obs.add_piece(text, now, parts);
         }
         let done = match chunk.get("done") {
             Some(Value::Bool(b)) => *b,
