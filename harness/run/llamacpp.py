@@ -21,7 +21,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness.artifacts import ModelFacts
 from harness.digests import sha256_file
@@ -50,10 +50,15 @@ def token_budget(seed: int, run_id: str) -> int:
     return natural_length(key, ANALYSIS_PROMPT_TOKENS)
 
 
+def asked(run: Run | None, option: Literal["num_ctx", "num_gpu"]) -> list[int]:
+    """The distinct values of a server-start ``option`` that ``run``'s agents ask for, sorted."""
+    values = {getattr(a.options, option) for a in (run.agents if run is not None else []) if a.options is not None}
+    return sorted(v for v in values if v is not None)
+
+
 def context_size(spec: Spec, run: Run, budget: int) -> int:
     """The server's ``--ctx-size``: room for the workflow in every slot, never below what the spec asks."""
-    asked = [a.options.num_ctx for a in run.agents if a.options is not None and a.options.num_ctx is not None]
-    per_slot = max([*asked, spec.server.context_length, 2 * budget + PROMPT_HEADROOM_TOKENS])
+    per_slot = max([*asked(run, "num_ctx"), spec.server.context_length, 2 * budget + PROMPT_HEADROOM_TOKENS])
     return per_slot * max(1, spec.server.num_parallel)
 
 
@@ -98,11 +103,10 @@ class ServerPlan:
 
 def gpu_layers(run: Run | None, device: str) -> tuple[int, list[int]]:
     """``--n-gpu-layers`` for ``run``'s servers on ``device``, and the distinct ``num_gpu`` its agents asked."""
-    agents = run.agents if run is not None else []
-    asked = sorted({a.options.num_gpu for a in agents if a.options is not None and a.options.num_gpu is not None})
+    gpu = asked(run, "num_gpu")
     if device != "cuda":
-        return 0, asked
-    return (max(asked) if asked else ALL_LAYERS), asked
+        return 0, gpu
+    return (max(gpu) if gpu else ALL_LAYERS), gpu
 
 
 def server_plan(
@@ -111,8 +115,6 @@ def server_plan(
     """The servers of ``run`` (``None``: the model-preparation server) on ``device`` (``cpu`` or ``cuda``)."""
     servers = len(spec.topology.ports) if run is not None else 1
     budget = token_budget(seed, run.run_id if run is not None else "prepare")
-    agents = run.agents if run is not None else []
-    asked = sorted({a.options.num_ctx for a in agents if a.options is not None and a.options.num_ctx is not None})
     ctx = context_size(spec, run, budget) if run is not None else spec.server.context_length
     layers, gpu_asked = gpu_layers(run, device)
     return ServerPlan(
@@ -124,7 +126,7 @@ def server_plan(
         threads=threads_per_server(servers),
         n_gpu_layers=layers,
         max_tokens=budget,
-        num_ctx_asked=asked,
+        num_ctx_asked=asked(run, "num_ctx"),
         device=device,
         num_gpu_asked=gpu_asked,
     )
